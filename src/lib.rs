@@ -1,0 +1,5 @@
+//! glm-gateway: an OpenAI-compatible gateway for Zhipu's GLM models.
+
+pub mod emulator;
+pub mod error;
+pub mod openai;

@@ -1,0 +1,1 @@
+//! OpenAI wire shapes and their translation to and from Zhipu's.
