@@ -1,5 +1,6 @@
 //! glm-gateway: an OpenAI-compatible gateway for Zhipu's GLM models.
 
+pub mod config;
 pub mod emulator;
 pub mod error;
 pub mod openai;

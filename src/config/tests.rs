@@ -1,0 +1,132 @@
+use std::collections::HashMap;
+
+use super::*;
+
+fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).into(), (*v).into()))
+        .collect();
+    move |name| map.get(name).cloned()
+}
+
+#[test]
+fn defaults_apply_without_file_or_environment() {
+    let config = Config::from_toml("", &env_of(&[])).unwrap();
+    assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(config.database_url, "sqlite://glm-gateway.db");
+    assert_eq!(config.zhipu.base_url, DEFAULT_BASE_URL);
+    assert_eq!(config.zhipu.auth, AuthMode::Jwt);
+    assert!(config.admin_token.is_none());
+    assert!(config.zhipu.api_keys.is_empty());
+}
+
+#[test]
+fn environment_wins_over_file() {
+    let toml = "listen = \"127.0.0.1:1\"\n[zhipu]\napi_keys = [\"a.b\"]\n";
+    let env = env_of(&[
+        ("GLM_GATEWAY_LISTEN", "0.0.0.0:9000"),
+        ("ZHIPUAI_API_KEY", "x.y, z.w"),
+        ("ZHIPUAI_AUTH", "bearer"),
+    ]);
+    let config = Config::from_toml(toml, &env).unwrap();
+    assert_eq!(config.listen.to_string(), "0.0.0.0:9000");
+    let keys: Vec<&str> = config.zhipu.api_keys.iter().map(Secret::expose).collect();
+    assert_eq!(keys, ["x.y", "z.w"]);
+    assert_eq!(config.zhipu.auth, AuthMode::Bearer);
+}
+
+#[test]
+fn zhipu_api_key_is_read_as_a_fallback_name() {
+    let config = Config::from_toml("", &env_of(&[("ZHIPU_API_KEY", "id.secret")])).unwrap();
+    assert_eq!(config.zhipu.api_keys.len(), 1);
+}
+
+#[test]
+fn unknown_keys_are_rejected_with_their_name() {
+    let err = Config::from_toml("lisen = \"x\"", &env_of(&[])).unwrap_err();
+    assert!(err.setting.starts_with("lisen"), "{err}");
+    let err = Config::from_toml("[zhipu]\nbase = \"x\"", &env_of(&[])).unwrap_err();
+    assert!(err.to_string().contains("base"), "{err}");
+}
+
+#[test]
+fn bad_values_name_the_setting() {
+    let cases = [
+        (env_of(&[("GLM_GATEWAY_LISTEN", "nowhere")]), "listen"),
+        (env_of(&[("DATABASE_URL", "mysql://x")]), "database_url"),
+        (env_of(&[("ZHIPUAI_API_KEY", "no-dot")]), "zhipu.api_keys"),
+        (env_of(&[("ZHIPUAI_AUTH", "basic")]), "zhipu.auth"),
+        (env_of(&[("ZHIPUAI_BASE_URL", "ftp://x")]), "zhipu.base_url"),
+        (
+            env_of(&[("GLM_GATEWAY_ADMIN_TOKEN", "short")]),
+            "admin_token",
+        ),
+    ];
+    for (env, setting) in cases {
+        let err = Config::from_toml("", &env).unwrap_err();
+        assert!(
+            err.setting.starts_with(setting),
+            "{err} should name {setting}"
+        );
+    }
+    let err = Config::from_toml("[zhipu]\ntotal_timeout_secs = 0", &env_of(&[])).unwrap_err();
+    assert_eq!(err.setting, "zhipu.total_timeout_secs");
+}
+
+#[test]
+fn model_map_prefers_exact_then_longest_prefix_then_passthrough() {
+    let toml = r#"
+[models]
+"gpt-4" = "glm-4"
+"gpt-4*" = "glm-4-plus"
+"gpt-4o*" = "glm-4.6v"
+"#;
+    let config = Config::from_toml(toml, &env_of(&[])).unwrap();
+    let models = &config.models;
+    assert_eq!(models.resolve("gpt-4"), "glm-4");
+    assert_eq!(models.resolve("gpt-4-turbo"), "glm-4-plus");
+    assert_eq!(models.resolve("gpt-4o-mini"), "glm-4.6v");
+    assert_eq!(models.resolve("glm-4.7"), "glm-4.7");
+}
+
+#[test]
+fn model_map_rejects_misplaced_wildcards() {
+    assert!(Config::from_toml("[models]\n\"a*b\" = \"glm-4\"", &env_of(&[])).is_err());
+    assert!(Config::from_toml("[models]\n\"a*\" = \"glm-*\"", &env_of(&[])).is_err());
+}
+
+#[test]
+fn shipped_config_parses_and_maps_the_common_openai_names() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/gateway.toml"))
+        .unwrap();
+    let config = Config::from_toml(&text, &env_of(&[])).unwrap();
+    for name in [
+        "gpt-4",
+        "gpt-4o",
+        "gpt-4o-mini",
+        "gpt-3.5-turbo",
+        "text-embedding-3-small",
+        "dall-e-3",
+    ] {
+        assert_ne!(config.models.resolve(name), name, "{name} should be mapped");
+    }
+    assert_eq!(
+        config.models.resolve("text-embedding-ada-002"),
+        "embedding-3"
+    );
+}
+
+#[test]
+fn secrets_do_not_show_in_debug_output() {
+    let config = Config::from_toml(
+        "",
+        &env_of(&[
+            ("ZHIPUAI_API_KEY", "id.topsecret"),
+            ("GLM_GATEWAY_ADMIN_TOKEN", "adminsecret"),
+        ]),
+    )
+    .unwrap();
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("topsecret") && !debug.contains("adminsecret"));
+}
