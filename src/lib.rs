@@ -3,4 +3,6 @@
 pub mod config;
 pub mod emulator;
 pub mod error;
+pub mod keys;
 pub mod openai;
+pub mod store;

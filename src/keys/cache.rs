@@ -1,0 +1,112 @@
+//! Every key held in memory, reloaded from the database in the background, so that
+//! authenticating a request never waits on the database and keeps working while it is down.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{parse, ApiKey};
+use crate::error::ApiError;
+use crate::store::Db;
+
+/// A snapshot of all keys by id. Reloads replace it whole; a reload that fails keeps the last
+/// good snapshot, so a database outage does not lock anyone out.
+#[derive(Default)]
+pub struct KeyCache {
+    keys: ArcSwap<HashMap<String, Arc<ApiKey>>>,
+    /// Unix ms of the last successful reload; 0 before the first.
+    last_reload_ms: AtomicI64,
+}
+
+impl KeyCache {
+    pub async fn reload(&self, db: &Db) -> Result<usize, sqlx::Error> {
+        let records = db.list_keys().await?;
+        let keys: HashMap<_, _> = records
+            .iter()
+            .filter_map(|record| {
+                let key = ApiKey::from_record(record);
+                if key.is_none() {
+                    tracing::warn!(key_id = %record.id, "skipping an api_keys row that cannot be read");
+                }
+                key.map(|key| (key.id.clone(), Arc::new(key)))
+            })
+            .collect();
+        let count = keys.len();
+        self.keys.store(Arc::new(keys));
+        self.last_reload_ms.store(Utc::now().timestamp_millis(), Ordering::Relaxed);
+        Ok(count)
+    }
+
+    /// Reloads every `every` until `cancel` fires.
+    pub fn spawn_refresh(self: &Arc<Self>, db: Db, every: Duration, cancel: CancellationToken, tasks: &TaskTracker) {
+        let cache = Arc::clone(self);
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut failing = false;
+            loop {
+                tokio::select! {
+                    () = cancel.cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                match cache.reload(&db).await {
+                    Ok(_) if failing => {
+                        tracing::info!("key reload works again");
+                        failing = false;
+                    }
+                    Ok(_) => {}
+                    Err(error) if !failing => {
+                        tracing::warn!(%error, "key reload failed; serving from the cached keys");
+                        failing = true;
+                    }
+                    Err(_) => {}
+                }
+            }
+        });
+    }
+
+    /// Makes a key created by this process usable at once, before the next reload.
+    pub fn insert(&self, key: ApiKey) {
+        let key = Arc::new(key);
+        self.keys.rcu(|current| {
+            let mut next = HashMap::clone(current);
+            next.insert(key.id.clone(), Arc::clone(&key));
+            next
+        });
+    }
+
+    /// Judges a presented key. Unknown ids and wrong secrets get the same answer, so the error
+    /// does not reveal which ids exist.
+    pub fn authenticate(&self, presented: &str) -> Result<Arc<ApiKey>, ApiError> {
+        let incorrect = || {
+            ApiError::unauthorized(
+                "invalid_api_key",
+                "Incorrect API key provided. Keys look like sk-glm-<id>-<secret>.",
+            )
+        };
+        let (id, secret) = parse(presented).ok_or_else(incorrect)?;
+        let key = self.keys.load().get(id).cloned().ok_or_else(incorrect)?;
+        if !key.secret_matches(secret) {
+            return Err(incorrect());
+        }
+        if key.revoked_at.is_some() {
+            return Err(ApiError::unauthorized("api_key_revoked", "This API key has been revoked."));
+        }
+        if key.expires_at.is_some_and(|at| at <= Utc::now()) {
+            return Err(ApiError::unauthorized("api_key_expired", "This API key has expired."));
+        }
+        Ok(key)
+    }
+
+    /// Milliseconds since the last successful reload, `None` before the first.
+    pub fn staleness_ms(&self) -> Option<i64> {
+        let last = self.last_reload_ms.load(Ordering::Relaxed);
+        (last > 0).then(|| Utc::now().timestamp_millis() - last)
+    }
+}

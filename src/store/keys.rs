@@ -1,0 +1,125 @@
+//! Rows of `api_keys`. Secrets never reach this module: only their hashes.
+
+use chrono::{DateTime, Utc};
+
+use super::Db;
+
+/// One row of `api_keys`, as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct KeyRecord {
+    pub id: String,
+    pub name: String,
+    pub team: String,
+    pub secret_hash: String,
+    /// JSON array text; `None` allows every model.
+    pub models: Option<String>,
+    pub rpm: Option<i64>,
+    pub tpm: Option<i64>,
+    pub token_budget: Option<i64>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// What creating a key stores.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub id: String,
+    pub name: String,
+    pub team: String,
+    pub secret_hash: String,
+    pub models: Option<Vec<String>>,
+    pub rpm: Option<i64>,
+    pub tpm: Option<i64>,
+    pub token_budget: Option<i64>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// The columns of `KeyRecord`, as a literal so statements are built with `concat!`.
+macro_rules! key_columns {
+    () => {
+        "id, name, team, secret_hash, models, rpm, tpm, token_budget, expires_at, created_at, revoked_at"
+    };
+}
+
+impl Db {
+    pub async fn insert_key(&self, key: &NewKey) -> Result<KeyRecord, sqlx::Error> {
+        let now = Utc::now();
+        let models = key.models.as_ref().map(|m| serde_json::Value::from(m.clone()).to_string());
+        match self {
+            Self::Postgres(pool) => {
+                let sql = concat!(
+                    "INSERT INTO api_keys (id, name, team, secret_hash, models, rpm, tpm, token_budget, ",
+                    "expires_at, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$10) RETURNING ",
+                    key_columns!()
+                );
+                sqlx::query_as(sql)
+                    .bind(&key.id)
+                    .bind(&key.name)
+                    .bind(&key.team)
+                    .bind(&key.secret_hash)
+                    .bind(models)
+                    .bind(key.rpm)
+                    .bind(key.tpm)
+                    .bind(key.token_budget)
+                    .bind(key.expires_at)
+                    .bind(now)
+                    .fetch_one(pool)
+                    .await
+            }
+            Self::Sqlite(pool) => {
+                let sql = concat!(
+                    "INSERT INTO api_keys (id, name, team, secret_hash, models, rpm, tpm, token_budget, ",
+                    "expires_at, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?) RETURNING ",
+                    key_columns!()
+                );
+                sqlx::query_as(sql)
+                    .bind(&key.id)
+                    .bind(&key.name)
+                    .bind(&key.team)
+                    .bind(&key.secret_hash)
+                    .bind(models)
+                    .bind(key.rpm)
+                    .bind(key.tpm)
+                    .bind(key.token_budget)
+                    .bind(key.expires_at)
+                    .bind(now)
+                    .bind(now)
+                    .fetch_one(pool)
+                    .await
+            }
+        }
+    }
+
+    /// Every key, revoked ones included, oldest first.
+    pub async fn list_keys(&self) -> Result<Vec<KeyRecord>, sqlx::Error> {
+        let sql = concat!("SELECT ", key_columns!(), " FROM api_keys ORDER BY created_at, id");
+        match self {
+            Self::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await,
+            Self::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await,
+        }
+    }
+
+    /// Marks a key revoked (keeping the first revocation time); `None` when no such key.
+    pub async fn revoke_key(&self, id: &str) -> Result<Option<KeyRecord>, sqlx::Error> {
+        let now = Utc::now();
+        match self {
+            Self::Postgres(pool) => {
+                let sql = concat!(
+                    "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2), updated_at = $2 ",
+                    "WHERE id = $1 RETURNING ",
+                    key_columns!()
+                );
+                sqlx::query_as(sql).bind(id).bind(now).fetch_optional(pool).await
+            }
+            Self::Sqlite(pool) => {
+                let sql = concat!(
+                    "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?2), updated_at = ?2 ",
+                    "WHERE id = ?1 RETURNING ",
+                    key_columns!()
+                );
+                sqlx::query_as(sql).bind(id).bind(now).fetch_optional(pool).await
+            }
+        }
+    }
+}
