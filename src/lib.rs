@@ -1,8 +1,15 @@
 //! glm-gateway: an OpenAI-compatible gateway for Zhipu's GLM models.
 
+pub mod app;
+pub mod cli;
 pub mod config;
 pub mod emulator;
 pub mod error;
 pub mod keys;
 pub mod openai;
+pub mod relay;
+pub mod routes;
+pub mod state;
 pub mod store;
+pub mod telemetry;
+pub mod upstream;

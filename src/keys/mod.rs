@@ -8,6 +8,7 @@ use subtle::ConstantTimeEq;
 
 use crate::store::KeyRecord;
 
+pub mod admin;
 mod cache;
 mod middleware;
 

@@ -1,0 +1,123 @@
+//! Building and running the gateway: database, migrations, key cache, upstream client, router,
+//! listener; then serving until shutdown, letting open streams finish.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::keys::KeyCache;
+use crate::routes::router;
+use crate::state::AppState;
+use crate::store::Db;
+use crate::telemetry::metrics_handle;
+use crate::upstream::ZhipuClient;
+
+pub struct App {
+    listener: TcpListener,
+    state: AppState,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct BuildOptions {
+    pub migrate: bool,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        Self { migrate: true }
+    }
+}
+
+impl App {
+    /// Connects, migrates (unless told not to), loads the keys and binds the listener; a port
+    /// of 0 picks a free one (see `local_addr`).
+    pub async fn build(config: Config, options: BuildOptions) -> anyhow::Result<Self> {
+        let db = Db::connect(&config.database_url).await.context("cannot open the database (DATABASE_URL)")?;
+        if options.migrate {
+            db.migrate().await.context("cannot apply the database migrations")?;
+        }
+        let keys = Arc::new(KeyCache::default());
+        let count = keys.reload(&db).await.context("cannot load the API keys")?;
+        let zhipu = ZhipuClient::new(&config.zhipu).context("cannot build the upstream HTTP client")?;
+        let listener = TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+        let state = AppState {
+            config: Arc::new(config),
+            db,
+            keys,
+            zhipu: Arc::new(zhipu),
+            tasks: TaskTracker::new(),
+            shutdown: CancellationToken::new(),
+            metrics: metrics_handle(),
+        };
+        state.keys.spawn_refresh(state.db.clone(), state.config.server.key_refresh, state.shutdown.clone(), &state.tasks);
+        tracing::info!(keys = count, database = state.db.backend(), "gateway ready");
+        Ok(Self { listener, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or(self.state.config.listen)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `signal` completes, then stops accepting, lets open requests and streams
+    /// finish within `server.shutdown_grace`, stops background work and closes the database.
+    pub async fn run_until(self, signal: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let Self { listener, state } = self;
+        let shutdown = state.shutdown.clone();
+        let grace = state.config.server.shutdown_grace;
+        tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move {
+                signal.await;
+                tracing::info!("shutting down; letting open requests finish");
+                shutdown.cancel();
+            }
+        });
+        let serve = axum::serve(listener, router(state.clone())).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let deadline = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            result = serve => result.context("server error")?,
+            () = deadline => tracing::warn!("shutdown grace period over; closing open connections"),
+        }
+        state.tasks.close();
+        if tokio::time::timeout(grace, state.tasks.wait()).await.is_err() {
+            tracing::warn!("background tasks still running at exit");
+        }
+        state.db.close().await;
+        Ok(())
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

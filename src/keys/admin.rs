@@ -1,0 +1,105 @@
+//! Creating, listing and revoking keys: one implementation behind both `/admin/keys` and
+//! `glm-gateway keys`.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{generate, ApiKey};
+use crate::error::ApiError;
+use crate::store::{Db, KeyRecord, NewKey};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    pub name: String,
+    pub team: String,
+    pub models: Option<Vec<String>>,
+    pub rpm: Option<i64>,
+    pub tpm: Option<i64>,
+    pub token_budget: Option<i64>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A key as shown to operators: never the secret or its hash.
+#[derive(Debug, Serialize)]
+pub struct KeyView {
+    pub id: String,
+    pub name: String,
+    pub team: String,
+    pub models: Option<Vec<String>>,
+    pub rpm: Option<i64>,
+    pub tpm: Option<i64>,
+    pub token_budget: Option<i64>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// The answer to a create: the view plus the full key, shown this once.
+#[derive(Debug, Serialize)]
+pub struct CreatedKey {
+    pub key: String,
+    #[serde(flatten)]
+    pub view: KeyView,
+}
+
+impl From<&KeyRecord> for KeyView {
+    fn from(record: &KeyRecord) -> Self {
+        Self {
+            id: record.id.clone(),
+            name: record.name.clone(),
+            team: record.team.clone(),
+            models: record.models.as_deref().and_then(|m| serde_json::from_str(m).ok()),
+            rpm: record.rpm,
+            tpm: record.tpm,
+            token_budget: record.token_budget,
+            expires_at: record.expires_at,
+            created_at: record.created_at,
+            revoked_at: record.revoked_at,
+        }
+    }
+}
+
+impl CreateKey {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        for (field, value) in [("name", &self.name), ("team", &self.team)] {
+            if value.trim().is_empty() || value.len() > 200 {
+                return Err(ApiError::invalid_request(format!("`{field}` must be 1 to 200 characters.")).param(field));
+            }
+        }
+        if let Some(models) = &self.models {
+            if models.is_empty() || models.iter().any(|m| m.trim().is_empty()) {
+                return Err(ApiError::invalid_request("`models` must list at least one non-empty model name.").param("models"));
+            }
+        }
+        for (field, value) in [("rpm", self.rpm), ("tpm", self.tpm), ("token_budget", self.token_budget)] {
+            if value.is_some_and(|v| v <= 0) {
+                return Err(ApiError::invalid_request(format!("`{field}` must be a positive integer.")).param(field));
+            }
+        }
+        if self.expires_at.is_some_and(|at| at <= Utc::now()) {
+            return Err(ApiError::invalid_request("`expires_at` must be in the future.").param("expires_at"));
+        }
+        Ok(())
+    }
+}
+
+/// Validates and stores a new key; returns it with the full secret key and the in-memory form.
+pub async fn create_key(db: &Db, request: CreateKey) -> Result<(CreatedKey, ApiKey), ApiError> {
+    request.validate()?;
+    let generated = generate();
+    let new = NewKey {
+        id: generated.id,
+        name: request.name.trim().to_owned(),
+        team: request.team.trim().to_owned(),
+        secret_hash: generated.secret_hash,
+        models: request.models,
+        rpm: request.rpm,
+        tpm: request.tpm,
+        token_budget: request.token_budget,
+        expires_at: request.expires_at,
+    };
+    let record = db.insert_key(&new).await.map_err(|e| ApiError::internal(&e))?;
+    let key = ApiKey::from_record(&record).ok_or_else(|| ApiError::internal(&"a stored key did not read back"))?;
+    Ok((CreatedKey { key: generated.full, view: KeyView::from(&record) }, key))
+}

@@ -1,0 +1,87 @@
+//! Relays an upstream SSE stream to the client, event by event, through the chunk rewriter.
+//! The upstream is read in a task of its own, so that a client leaving mid-answer does not
+//! cut the read short: the upstream's final usage still arrives (within a drain limit).
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::Response;
+use bytes::Bytes;
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::task::TaskTracker;
+
+use crate::error::ApiError;
+use crate::openai::stream::ChunkRewriter;
+use crate::upstream::UpstreamResponse;
+
+/// Frames waiting for a slow client; past this the upstream read waits too (TCP backpressure),
+/// which bounds a stream's memory.
+const CHANNEL_FRAMES: usize = 16;
+/// How long the upstream is still read after the client has gone, to learn the usage.
+const DRAIN_AFTER_DISCONNECT: Duration = Duration::from_secs(30);
+
+/// How a relayed stream ended, for the usage ledger.
+#[derive(Debug, Clone, Default)]
+pub struct StreamOutcome {
+    pub usage: Option<Value>,
+    pub streamed_chars: usize,
+    pub client_disconnected: bool,
+}
+
+/// Starts relaying and returns the client's response at once; `on_end` runs in the relay
+/// task with the outcome when the upstream is done.
+pub fn relay_sse<F>(upstream: UpstreamResponse, include_usage: bool, tasks: &TaskTracker, on_end: F) -> Response
+where
+    F: FnOnce(StreamOutcome) + Send + 'static,
+{
+    let (frames, receiver) = mpsc::channel::<Bytes>(CHANNEL_FRAMES);
+    tasks.spawn(async move {
+        let outcome = pump(upstream, ChunkRewriter::new(include_usage), frames).await;
+        on_end(outcome);
+    });
+    let body = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|frame| (Ok::<_, Infallible>(frame), receiver))
+    });
+    let mut response = Response::new(Body::from_stream(body));
+    *response.status_mut() = StatusCode::OK;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+async fn pump(upstream: UpstreamResponse, mut rewriter: ChunkRewriter, frames: mpsc::Sender<Bytes>) -> StreamOutcome {
+    let UpstreamResponse { response, deadline } = upstream;
+    let mut events = response.bytes_stream().eventsource();
+    let mut client_disconnected = false;
+    let mut stop_at = deadline;
+    loop {
+        let batch = match tokio::time::timeout_at(stop_at, events.next()).await {
+            Ok(Some(Ok(event))) => rewriter.push(&event.data),
+            Ok(Some(Err(error))) => {
+                tracing::warn!(%error, "upstream stream failed");
+                rewriter.finish(Some(&ApiError::bad_gateway("upstream_error", "The upstream stream failed.")))
+            }
+            Ok(None) => rewriter.finish(None),
+            Err(_) if client_disconnected => break,
+            Err(_) => rewriter.finish(Some(&ApiError::upstream_timeout("The upstream did not finish its answer in time."))),
+        };
+        for frame in batch {
+            if !client_disconnected && frames.send(frame).await.is_err() {
+                client_disconnected = true;
+                stop_at = deadline.min(Instant::now() + DRAIN_AFTER_DISCONNECT);
+            }
+        }
+        if rewriter.is_finished() {
+            break;
+        }
+    }
+    StreamOutcome { usage: rewriter.usage().cloned(), streamed_chars: rewriter.streamed_chars(), client_disconnected }
+}

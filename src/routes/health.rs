@@ -1,0 +1,43 @@
+//! Operations endpoints: liveness, readiness (and what is degraded), Prometheus metrics.
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::state::AppState;
+
+/// Key reloads older than this mean the database is not answering.
+const STALE_KEYS_MS: i64 = 5_000;
+
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// 200 whenever the gateway can serve, with `degraded` naming what is not well; 503 only
+/// before the keys were first loaded or once shutdown has begun.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    if state.shutdown.is_cancelled() {
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "shutting_down" }))).into_response();
+    }
+    let Some(staleness) = state.keys.staleness_ms() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "starting" }))).into_response();
+    };
+    let mut degraded = serde_json::Map::new();
+    if staleness > STALE_KEYS_MS {
+        degraded.insert(
+            "database".into(),
+            json!(format!("unreachable; keys served from the cache loaded {}s ago", staleness / 1000)),
+        );
+    }
+    if state.config.zhipu.api_keys.is_empty() {
+        degraded.insert("upstream".into(), json!("no Zhipu API key configured"));
+    }
+    let status = if degraded.is_empty() { "ready" } else { "degraded" };
+    Json(json!({ "status": status, "database": state.db.backend(), "degraded": degraded })).into_response()
+}
+
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+}

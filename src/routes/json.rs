@@ -1,0 +1,92 @@
+//! `OpenAiJson<T>`: a JSON body extractor whose every rejection is an OpenAI-shaped error:
+//! 413 past the size limit, 400 for bad JSON or a wrong type, naming the field in `param`.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// Unlike `axum::Json` it does not insist on a `Content-Type` header: curl users forget it, and
+/// the body is JSON or an error either way.
+pub struct OpenAiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for OpenAiJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(request, state).await.map_err(body_error)?;
+        parse(&bytes).map(Self)
+    }
+}
+
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            return ApiError::invalid_request(format!(
+                "We could not parse the JSON body of your request ({inner}). The body must be valid JSON."
+            ))
+            .code("invalid_json");
+        }
+        let message = inner.to_string();
+        let error = ApiError::invalid_request(format!("Invalid request body: {message}"));
+        // A missing field is reported at its parent; name the field itself.
+        let missing = message.strip_prefix("missing field `").and_then(|rest| rest.split('`').next());
+        match (path.as_str(), missing) {
+            (".", Some(field)) => error.param(field),
+            (parent, Some(field)) => error.param(format!("{parent}.{field}")),
+            (".", None) => error,
+            (field, None) => error.param(field),
+        }
+    })?;
+    deserializer.end().map_err(|e| {
+        ApiError::invalid_request(format!("We could not parse the JSON body of your request ({e}).")).code("invalid_json")
+    })?;
+    Ok(value)
+}
+
+fn body_error(rejection: BytesRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", "The request body is too large.")
+            .code("request_too_large")
+    } else {
+        ApiError::invalid_request(format!("The request body could not be read: {rejection}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct Body {
+        #[allow(dead_code)]
+        model: String,
+        #[allow(dead_code)]
+        nested: Option<Vec<u32>>,
+    }
+
+    #[test]
+    fn errors_name_the_field_and_status() {
+        let missing = parse::<Body>(br#"{"nested":[1]}"#).unwrap_err();
+        assert_eq!(missing.status, StatusCode::BAD_REQUEST);
+        assert_eq!(missing.param.as_deref(), Some("model"));
+        let wrong = parse::<Body>(br#"{"model":"m","nested":[1,"x"]}"#).unwrap_err();
+        assert_eq!(wrong.param.as_deref(), Some("nested[1]"));
+        let syntax = parse::<Body>(b"{\"model\":").unwrap_err();
+        assert_eq!(syntax.code.as_deref(), Some("invalid_json"));
+        let trailing = parse::<Body>(br#"{"model":"m"} x"#).unwrap_err();
+        assert_eq!(trailing.code.as_deref(), Some("invalid_json"));
+    }
+}

@@ -1,0 +1,105 @@
+//! The HTTP surface: which path goes to which handler, and the layers around them. Handlers
+//! stay thin; translation lives in `openai`, transport in `upstream`.
+//!
+//! Layers, outermost first:
+//! 1. `observe`: assigns the request id (`x-request-id` on every response) and counts requests.
+//! 2. `CatchPanicLayer`: a panic becomes an OpenAI-shaped 500, never a dropped connection.
+//! 3. `DefaultBodyLimit`: bodies past `server.max_body_bytes` get 413 from `OpenAiJson`.
+//! 4. `/v1/*` routes: `require_api_key` (the key goes on as an extension); `/admin/*` routes:
+//!    `require_admin`. Unknown paths and methods answer OpenAI-shaped 404 / 405.
+
+use std::any::Any;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderValue, Method, Uri};
+use axum::middleware::{from_fn, from_fn_with_state, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::error::ApiError;
+use crate::keys::require_api_key;
+use crate::state::AppState;
+
+mod admin;
+mod chat;
+mod health;
+pub mod json;
+mod models;
+
+/// The id of one request, shared by the response header, the logs and the usage ledger.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub Arc<str>);
+
+pub fn router(state: AppState) -> Router {
+    let v1 = Router::new()
+        .route("/v1/chat/completions", post(chat::chat_completions))
+        .route("/v1/models", get(models::list_models))
+        .route("/v1/models/{id}", get(models::retrieve_model))
+        .route_layer(from_fn_with_state(Arc::clone(&state.keys), require_api_key));
+    let admin = Router::new()
+        .route("/admin/keys", post(admin::create).get(admin::list))
+        .route("/admin/keys/{id}", delete(admin::revoke))
+        .route_layer(from_fn_with_state(state.clone(), admin::require_admin));
+    Router::new()
+        .merge(v1)
+        .merge(admin)
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.config.server.max_body_bytes))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(from_fn(observe))
+        .with_state(state)
+}
+
+/// Gives each request a fresh id (a client's own `x-request-id` is not trusted to be unique)
+/// and records its count and duration by route.
+async fn observe(mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id: Arc<str> = uuid::Uuid::now_v7().simple().to_string().into();
+    request.extensions_mut().insert(RequestId(Arc::clone(&id)));
+    let route = route_label(request.uri().path());
+    let mut response = next.run(request).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("glm_gateway_requests_total", "route" => route, "status" => status).increment(1);
+    metrics::histogram!("glm_gateway_request_duration_seconds", "route" => route).record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// A low-cardinality label: known routes by name, everything else as "other".
+fn route_label(path: &str) -> &'static str {
+    match path {
+        "/v1/chat/completions" => "chat_completions",
+        "/v1/models" => "models",
+        p if p.starts_with("/v1/models/") => "model",
+        p if p.starts_with("/admin/") => "admin",
+        "/healthz" | "/readyz" | "/metrics" => "operations",
+        _ => "other",
+    }
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::not_found("unknown_url", format!("Unknown request URL: {method} {}.", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request_error",
+        format!("Method {method} is not allowed for {}.", uri.path()),
+    )
+    .code("method_not_allowed")
+}
+
+fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
+    ApiError::internal(&"a handler panicked").into_response()
+}

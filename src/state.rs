@@ -1,0 +1,32 @@
+//! What every handler shares: cheap to clone, all fields behind `Arc`.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::keys::KeyCache;
+use crate::store::Db;
+use crate::upstream::ZhipuClient;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub keys: Arc<KeyCache>,
+    pub zhipu: Arc<ZhipuClient>,
+    /// Work that outlives its request (stream relays, background reloads); awaited at shutdown.
+    pub tasks: TaskTracker,
+    /// Fired when the gateway begins to shut down.
+    pub shutdown: CancellationToken,
+    pub metrics: PrometheusHandle,
+}
+
+impl FromRef<AppState> for Arc<KeyCache> {
+    fn from_ref(state: &AppState) -> Self {
+        Arc::clone(&state.keys)
+    }
+}

@@ -1,0 +1,125 @@
+//! The client for Zhipu's API: signs each call, applies the connect / first-byte / total
+//! timeouts and turns any non-200 answer into an OpenAI-shaped error. It knows nothing of
+//! OpenAI's request shapes; `openai` translates before and after.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::time::Instant;
+
+use crate::config::ZhipuConfig;
+use crate::error::{ApiError, ApiResult};
+use crate::openai::zhipu_error::map_zhipu_error;
+
+mod credential;
+
+pub use credential::{sign, Credential};
+
+/// Error bodies are read up to this size; the rest is ignored.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+pub struct ZhipuClient {
+    http: reqwest::Client,
+    base_url: String,
+    credentials: Vec<Credential>,
+    next_credential: AtomicUsize,
+    first_byte_timeout: Duration,
+    total_timeout: Duration,
+}
+
+/// A 200 answer whose body has yet to be read, with the instant the whole exchange must end by.
+pub struct UpstreamResponse {
+    pub response: reqwest::Response,
+    pub deadline: Instant,
+}
+
+impl ZhipuClient {
+    pub fn new(config: &ZhipuConfig) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .user_agent(concat!("glm-gateway/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            http,
+            base_url: config.base_url.clone(),
+            credentials: config.api_keys.iter().map(|key| Credential::new(key, config.auth)).collect(),
+            next_credential: AtomicUsize::new(0),
+            first_byte_timeout: config.first_byte_timeout,
+            total_timeout: config.total_timeout,
+        })
+    }
+
+    /// POSTs `body` (JSON) to `path` under the base URL and returns the response once its
+    /// status is 200; any other status becomes the mapped OpenAI error.
+    pub async fn post(&self, path: &str, body: Vec<u8>) -> ApiResult<UpstreamResponse> {
+        let deadline = Instant::now() + self.total_timeout;
+        let authorization = self.credential()?.authorization(chrono::Utc::now().timestamp_millis()).map_err(|e| ApiError::internal(&e))?;
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base_url))
+            .header(AUTHORIZATION, authorization)
+            .header(CONTENT_TYPE, "application/json")
+            .body(body)
+            .send();
+        let response = match tokio::time::timeout(self.first_byte_timeout.min(self.total_timeout), request).await {
+            Err(_) => return Err(ApiError::upstream_timeout("The upstream did not start answering in time.")),
+            Ok(Err(error)) => return Err(transport_error(&error)),
+            Ok(Ok(response)) => response,
+        };
+        if response.status() == reqwest::StatusCode::OK {
+            return Ok(UpstreamResponse { response, deadline });
+        }
+        let status = response.status().as_u16();
+        let body = read_capped(response, deadline, MAX_ERROR_BODY).await;
+        Err(map_zhipu_error(status, &body))
+    }
+
+    /// Round-robin over the configured keys.
+    fn credential(&self) -> ApiResult<&Credential> {
+        if self.credentials.is_empty() {
+            return Err(ApiError::bad_gateway("upstream_not_configured", "The gateway has no Zhipu API key configured."));
+        }
+        let index = self.next_credential.fetch_add(1, Ordering::Relaxed) % self.credentials.len();
+        Ok(&self.credentials[index])
+    }
+}
+
+impl UpstreamResponse {
+    /// Reads a whole (non-stream) body before the deadline.
+    pub async fn bytes(self) -> ApiResult<Bytes> {
+        match tokio::time::timeout_at(self.deadline, self.response.bytes()).await {
+            Err(_) => Err(ApiError::upstream_timeout("The upstream did not finish its answer in time.")),
+            Ok(Err(error)) => Err(transport_error(&error)),
+            Ok(Ok(bytes)) => Ok(bytes),
+        }
+    }
+}
+
+/// Reads at most `cap` bytes of a body; errors and timeouts end the read early.
+async fn read_capped(response: reqwest::Response, deadline: Instant, cap: usize) -> Vec<u8> {
+    let mut stream = response.bytes_stream();
+    let mut body = Vec::new();
+    while body.len() < cap {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(Ok(chunk))) => body.extend_from_slice(&chunk[..chunk.len().min(cap - body.len())]),
+            _ => break,
+        }
+    }
+    body
+}
+
+pub fn transport_error(error: &reqwest::Error) -> ApiError {
+    tracing::warn!(%error, "upstream transport error");
+    if error.is_timeout() {
+        ApiError::upstream_timeout("The upstream did not answer in time.")
+    } else if error.is_connect() {
+        ApiError::bad_gateway("upstream_unreachable", "The gateway could not connect to the upstream.")
+    } else {
+        ApiError::bad_gateway("upstream_error", "The connection to the upstream failed.")
+    }
+}

@@ -1,0 +1,147 @@
+//! The test harness: a gateway on port 0 with a fresh database (a new Postgres database or a
+//! SQLite file), in front of the GLM emulator on its own port 0.
+
+use std::time::Duration;
+
+use glm_gateway::app::{App, BuildOptions};
+use glm_gateway::config::Config;
+use glm_gateway::emulator::{self, EmulatorConfig, EmulatorHandle};
+use glm_gateway::store::Db;
+use serde_json::{json, Value};
+use sqlx::Connection;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub const UPSTREAM_KEY: &str = "test-upstream-id.test-upstream-secret-0123456789";
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub emulator: EmulatorHandle,
+    pub db: Db,
+    stop: CancellationToken,
+    server: JoinHandle<anyhow::Result<()>>,
+    _folder: tempfile::TempDir,
+}
+
+/// Runs `$test(Backend)` once on Postgres and once on SQLite, as two tests.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {$(
+        mod $test {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$test($crate::helpers::Backend::Postgres).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$test($crate::helpers::Backend::Sqlite).await;
+            }
+        }
+    )*};
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let folder = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let emulator_addr = listener.local_addr().unwrap();
+    let emulator = emulator::spawn(
+        listener,
+        EmulatorConfig { api_keys: vec![UPSTREAM_KEY.into()], chunk_delay: Duration::from_millis(5) },
+    );
+    let env = |name: &str| match name {
+        "GLM_GATEWAY_LISTEN" => Some("127.0.0.1:0".to_owned()),
+        "GLM_GATEWAY_ADMIN_TOKEN" => Some(ADMIN_TOKEN.to_owned()),
+        "ZHIPUAI_API_KEY" => Some(UPSTREAM_KEY.to_owned()),
+        "ZHIPUAI_BASE_URL" => Some(format!("http://{emulator_addr}/api/paas/v4")),
+        _ => None,
+    };
+    let mut config = Config::from_toml("[models]\n\"gpt-4*\" = \"glm-4.7\"\n\"gpt-4o*\" = \"glm-4.6v\"\n\"old-glm\" = \"glm-4\"\n", &env).unwrap();
+    config.database_url = match backend {
+        Backend::Postgres => fresh_postgres_database().await,
+        Backend::Sqlite => format!("sqlite://{}", folder.path().join("test.db").display()),
+    };
+    tweak(&mut config);
+    let app = App::build(config, BuildOptions::default()).await.unwrap();
+    let base = format!("http://{}", app.local_addr());
+    let db = app.state().db.clone();
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(app.run_until(stop.clone().cancelled_owned()));
+    TestApp { base, http: reqwest::Client::new(), emulator, db, stop, server, _folder: folder }
+}
+
+/// A new, empty database on the test Postgres (`TEST_DATABASE_URL`, default the local server).
+async fn fresh_postgres_database() -> String {
+    let server = std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let server = server.trim_end_matches('/').to_owned();
+    let name = format!("glm_test_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres")).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
+    format!("{server}/{name}")
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Creates a key through the admin API; returns the whole answer (with `key` and `id`).
+    pub async fn create_key(&self, body: Value) -> Value {
+        let response = self.http.post(self.url("/admin/keys")).bearer_auth(ADMIN_TOKEN).json(&body).send().await.unwrap();
+        assert_eq!(response.status(), 201, "key creation failed");
+        response.json().await.unwrap()
+    }
+
+    /// A key for team `test` that may use every model.
+    pub async fn key(&self) -> String {
+        self.create_key(json!({"name": "test", "team": "test"})).await["key"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn chat(&self, key: &str, body: Value) -> reqwest::Response {
+        self.http.post(self.url("/v1/chat/completions")).bearer_auth(key).json(&body).send().await.unwrap()
+    }
+
+    /// Begins a graceful shutdown and waits for the server to finish.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        self.server.await.unwrap().unwrap();
+    }
+
+    pub fn begin_shutdown(&self) {
+        self.stop.cancel();
+    }
+}
+
+/// The `error` object of an OpenAI-shaped error answer, checking the shape on the way.
+pub async fn error_of(response: reqwest::Response) -> Value {
+    assert!(response.headers().contains_key("x-request-id"));
+    let body: Value = response.json().await.unwrap();
+    let error = body["error"].clone();
+    for field in ["message", "type", "param", "code"] {
+        assert!(error.get(field).is_some(), "error lacks `{field}`: {body}");
+    }
+    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
+    error
+}
+
+/// The `data:` payloads of an SSE body, in order.
+pub fn sse_payloads(body: &str) -> Vec<String> {
+    body.split("\n\n")
+        .filter(|event| !event.is_empty())
+        .map(|event| {
+            assert!(event.starts_with("data: ") && !event.contains('\n'), "not a single data line: {event:?}");
+            event["data: ".len()..].to_owned()
+        })
+        .collect()
+}

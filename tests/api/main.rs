@@ -1,0 +1,9 @@
+//! Integration tests: the real gateway over real HTTP, on Postgres and on SQLite, in front of
+//! the GLM emulator, which checks the JWT and rejects what Zhipu rejects.
+
+mod helpers;
+
+mod auth;
+mod chat;
+mod errors;
+mod operations;
