@@ -12,6 +12,9 @@ mod respond;
 mod state;
 mod validate;
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::Arc;
 use std::time::Duration;
 
