@@ -1,0 +1,124 @@
+//! The `#directive` words a test (or a demo user) writes in its last user message to make the
+//! emulator misbehave on purpose: errors, slow or broken streams, echo, tool calls.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::messages::role_of;
+
+/// Caps keep a typo from tying up a test for hours.
+const MAX_CHUNKS: usize = 10_000;
+const MAX_SLOW_MS: u64 = 60_000;
+
+/// A non-Zhipu reply from whatever sits in front of Zhipu.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HttpFault {
+    Spring,
+    Html,
+    Empty,
+}
+
+/// A way to break a stream after two content chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StreamFault {
+    MidstreamError,
+    Cut,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Directives {
+    pub echo: bool,
+    pub tool: bool,
+    pub chunks: Option<usize>,
+    pub slow: Option<Duration>,
+    /// Error code and whether it is sent with HTTP 200.
+    pub error: Option<(u32, bool)>,
+    pub http: Option<HttpFault>,
+    pub finish: Option<String>,
+    pub fault: Option<StreamFault>,
+    /// The message text with the directives (and their arguments) removed.
+    pub text: String,
+}
+
+impl Directives {
+    /// Reads the directives from the last user message of `messages`.
+    pub(crate) fn from_messages(messages: &[Value]) -> Self {
+        let last_user = messages.iter().rev().find(|m| role_of(m) == Some("user"));
+        Self::parse(&last_user.map(message_text).unwrap_or_default())
+    }
+
+    pub(crate) fn parse(text: &str) -> Self {
+        let mut out = Self::default();
+        let mut words = Vec::new();
+        let mut tokens = text.split_whitespace().peekable();
+        while let Some(token) = tokens.next() {
+            let mut arg = || tokens.next_if(|next| !next.starts_with('#'));
+            match token {
+                "#echo" => out.echo = true,
+                "#tool" => out.tool = true,
+                "#midstream-error" => out.fault = Some(StreamFault::MidstreamError),
+                "#cut" => out.fault = Some(StreamFault::Cut),
+                "#chunks" => {
+                    out.chunks = arg()
+                        .and_then(|n| n.parse().ok())
+                        .map(|n: usize| n.clamp(1, MAX_CHUNKS))
+                }
+                "#slow" => {
+                    out.slow = arg()
+                        .and_then(|n| n.parse().ok())
+                        .map(|ms: u64| Duration::from_millis(ms.min(MAX_SLOW_MS)))
+                }
+                "#error" => out.error = arg().and_then(|c| c.parse().ok()).map(|c| (c, false)),
+                "#error200" => out.error = arg().and_then(|c| c.parse().ok()).map(|c| (c, true)),
+                "#finish" => out.finish = arg().map(str::to_owned),
+                "#http" => out.http = arg().and_then(parse_http),
+                _ => words.push(token),
+            }
+        }
+        out.text = words.join(" ");
+        out
+    }
+}
+
+fn parse_http(kind: &str) -> Option<HttpFault> {
+    match kind {
+        "spring" => Some(HttpFault::Spring),
+        "html" => Some(HttpFault::Html),
+        "empty" => Some(HttpFault::Empty),
+        _ => None,
+    }
+}
+
+/// A message's text: string content, or its text parts joined by spaces.
+pub(crate) fn message_text(message: &Value) -> String {
+    match message.get("content") {
+        Some(Value::String(text)) => text.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directives_are_parsed_and_removed() {
+        let d = Directives::parse("hi #chunks 3 there #slow 50 #error200 1301 #finish length");
+        assert_eq!(d.text, "hi there");
+        assert_eq!(d.chunks, Some(3));
+        assert_eq!(d.slow, Some(Duration::from_millis(50)));
+        assert_eq!(d.error, Some((1301, true)));
+        assert_eq!(d.finish.as_deref(), Some("length"));
+        let d = Directives::parse("#http html #cut #tool");
+        assert_eq!(
+            (d.http, d.fault, d.tool),
+            (Some(HttpFault::Html), Some(StreamFault::Cut), true)
+        );
+    }
+}

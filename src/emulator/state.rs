@@ -1,0 +1,82 @@
+//! The emulator's shared state: configured keys, the bounded log of received requests and the
+//! bounded set of request ids already used.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use super::auth::ApiKey;
+use super::RecordedRequest;
+
+/// The log keeps only the most recent requests.
+const LOG_CAPACITY: usize = 1000;
+/// Request ids are remembered this far back; older ones may be reused.
+const SEEN_IDS_CAPACITY: usize = 10_000;
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub keys: Vec<ApiKey>,
+    pub chunk_delay: Duration,
+    log: Mutex<RequestLog>,
+    seen_ids: Mutex<SeenIds>,
+}
+
+#[derive(Debug, Default)]
+struct RequestLog {
+    entries: VecDeque<RecordedRequest>,
+    total: usize,
+}
+
+#[derive(Debug, Default)]
+struct SeenIds {
+    set: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+impl Shared {
+    pub(crate) fn new(api_keys: &[String], chunk_delay: Duration) -> Self {
+        Self {
+            keys: api_keys.iter().map(|k| ApiKey::parse(k)).collect(),
+            chunk_delay,
+            log: Mutex::default(),
+            seen_ids: Mutex::default(),
+        }
+    }
+
+    pub(crate) fn record(&self, request: RecordedRequest) {
+        let mut log = lock(&self.log);
+        if log.entries.len() == LOG_CAPACITY {
+            log.entries.pop_front();
+        }
+        log.entries.push_back(request);
+        log.total += 1;
+    }
+
+    pub(crate) fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.log).entries.iter().cloned().collect()
+    }
+
+    pub(crate) fn request_count(&self) -> usize {
+        lock(&self.log).total
+    }
+
+    /// Remembers `id`; false when it was already seen (Zhipu's 1231).
+    pub(crate) fn remember_request_id(&self, id: &str) -> bool {
+        let mut seen = lock(&self.seen_ids);
+        if !seen.set.insert(id.to_owned()) {
+            return false;
+        }
+        seen.order.push_back(id.to_owned());
+        if seen.order.len() > SEEN_IDS_CAPACITY {
+            if let Some(old) = seen.order.pop_front() {
+                seen.set.remove(&old);
+            }
+        }
+        true
+    }
+}
+
+/// A panic while holding these locks cannot leave them half-updated, so poison is ignored.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
