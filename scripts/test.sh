@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Runs every test of glm-gateway on a fresh machine: makes sure PostgreSQL answers on
+# 127.0.0.1:5432 (starting or installing it when it does not), makes a Python virtualenv with
+# the official OpenAI SDK, then runs lints, the Rust tests and the OpenAI-SDK tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PGHOST=127.0.0.1
+PGPORT=5432
+export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@$PGHOST:$PGPORT}"
+
+step() { printf '\n== %s\n' "$*"; }
+
+ensure_postgres() {
+  if pg_isready -q -h "$PGHOST" -p "$PGPORT" 2>/dev/null; then return; fi
+  step "starting PostgreSQL"
+  if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "PostgreSQL is not installed and this is not root: install it, or set TEST_DATABASE_URL" >&2
+      exit 1
+    fi
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    version=$(ls /etc/postgresql | sort -V | tail -n 1)
+    sed -i 's/^\(local\|host\)\(.*\)\(peer\|scram-sha-256\|md5\)$/\1\2trust/' "/etc/postgresql/$version/main/pg_hba.conf"
+  fi
+  for version in $(ls /etc/postgresql); do
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start 2>/dev/null || true
+  done
+  for _ in $(seq 1 60); do
+    pg_isready -q -h "$PGHOST" -p "$PGPORT" && return
+    sleep 1
+  done
+  echo "PostgreSQL did not come up on $PGHOST:$PGPORT" >&2
+  exit 1
+}
+
+drop_leftover_databases() {
+  psql "$TEST_DATABASE_URL/postgres" -Atqc \
+    "SELECT datname FROM pg_database WHERE datname LIKE 'glm\_test\_%'" 2>/dev/null |
+    while read -r name; do
+      psql "$TEST_DATABASE_URL/postgres" -qc "DROP DATABASE IF EXISTS \"$name\"" >/dev/null 2>&1 || true
+    done
+}
+
+ensure_python() {
+  if [ ! -x .venv/bin/python ]; then
+    step "making the Python virtualenv (.venv)"
+    python3 -m venv .venv
+  fi
+  .venv/bin/pip install -q --disable-pip-version-check -r tests/python/requirements.txt
+}
+
+ensure_postgres
+drop_leftover_databases
+ensure_python
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy"
+cargo clippy --all-targets --locked -- -D warnings
+step "cargo test (unit and integration, Postgres and SQLite)"
+cargo test --locked
+step "OpenAI Python SDK against the gateway"
+GLM_GATEWAY_BIN="$PWD/target/debug/glm-gateway" .venv/bin/python -m pytest tests/python -q
+drop_leftover_databases
