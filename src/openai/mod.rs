@@ -1,8 +1,13 @@
 //! OpenAI wire shapes and their translation to and from Zhipu's: the chat request, the answer
 //! (whole or streamed) and Zhipu's errors. Pure and synchronous; the callers do the I/O.
 
+pub mod chat;
+mod messages;
+mod params;
 pub mod response;
+mod tools;
 pub mod zhipu_error;
 
+pub use chat::{to_glm, ChatCompletionRequest, ChatMessage, GlmChatRequest, Stop, StreamOptions};
 pub use response::from_glm;
 pub use zhipu_error::map_zhipu_error;
