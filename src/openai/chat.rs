@@ -137,7 +137,12 @@ pub fn to_glm(
     );
     params::apply_temperature(&mut body, req.temperature, &limits)?;
     params::apply_top_p(&mut body, req.top_p)?;
-    params::apply_max_tokens(&mut body, req.max_tokens, req.max_completion_tokens, &limits)?;
+    params::apply_max_tokens(
+        &mut body,
+        req.max_tokens,
+        req.max_completion_tokens,
+        &limits,
+    )?;
     params::apply_stop(&mut body, req.stop)?;
     params::apply_user(&mut body, req.user, req.safety_identifier);
     tools::apply_tools(&mut body, req.tools, req.tool_choice)?;
@@ -169,7 +174,10 @@ fn reject_unsupported(req: &ChatCompletionRequest) -> ApiResult<()> {
         .as_ref()
         .is_some_and(|m| m.iter().any(|m| m == "audio"))
     {
-        return reject("modalities", "audio output is not supported by GLM chat models");
+        return reject(
+            "modalities",
+            "audio output is not supported by GLM chat models",
+        );
     }
     // Legacy function calling is refused rather than translated: the answer would come back as
     // `tool_calls`, which clients that send `functions` do not read. A lone `function_call`

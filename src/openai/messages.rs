@@ -64,7 +64,8 @@ fn message_to_glm(i: usize, message: ChatMessage) -> ApiResult<Value> {
 fn clean_tool_call(mut call: Value) -> Value {
     if let Some(call) = call.as_object_mut() {
         call.retain(|key, _| TOOL_CALL_KEYS.contains(&key.as_str()));
-        call.entry("type").or_insert_with(|| Value::from("function"));
+        call.entry("type")
+            .or_insert_with(|| Value::from("function"));
     }
     call
 }
@@ -90,7 +91,12 @@ fn parts_to_glm(i: usize, parts: Vec<Value>) -> ApiResult<Value> {
         match part.get("type").and_then(Value::as_str) {
             Some("text") if part.get("text").is_some_and(Value::is_string) => {}
             Some("text") => {
-                return Err(part_error(i, j, "text", "a text part needs a string `text`"))
+                return Err(part_error(
+                    i,
+                    j,
+                    "text",
+                    "a text part needs a string `text`",
+                ))
             }
             Some("image_url" | "video_url" | "file_url") => has_media = true,
             Some(kind) => {

@@ -36,7 +36,8 @@ pub(crate) fn network_error() -> ApiError {
 /// Tool calls need `"type":"function"`; OpenAI clients switch on it.
 pub(crate) fn ensure_function_type(call: &mut Value) {
     if let Some(call) = call.as_object_mut() {
-        call.entry("type").or_insert_with(|| Value::from("function"));
+        call.entry("type")
+            .or_insert_with(|| Value::from("function"));
     }
 }
 

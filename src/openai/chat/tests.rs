@@ -59,8 +59,11 @@ fn stream_and_usage_flags() {
     assert!(out.stream && out.include_usage);
     assert_eq!(out.body["stream"], true);
     assert!(!out.body.contains_key("stream_options"));
-    let out = glm(json!({"stream": false, "stream_options": {"include_usage": true}}), "glm-4.5")
-        .expect("valid");
+    let out = glm(
+        json!({"stream": false, "stream_options": {"include_usage": true}}),
+        "glm-4.5",
+    )
+    .expect("valid");
     assert!(!out.stream && !out.include_usage);
     assert!(!out.body.contains_key("stream"));
 }
@@ -100,8 +103,16 @@ fn openai_only_knobs_are_dropped() {
 #[test]
 fn unsupported_features_are_400_naming_the_field() {
     assert_eq!(rejected(json!({"n": 2})).param.as_deref(), Some("n"));
-    assert_eq!(rejected(json!({"logprobs": true})).param.as_deref(), Some("logprobs"));
-    assert_eq!(rejected(json!({"audio": {"voice": "alloy"}})).param.as_deref(), Some("audio"));
+    assert_eq!(
+        rejected(json!({"logprobs": true})).param.as_deref(),
+        Some("logprobs")
+    );
+    assert_eq!(
+        rejected(json!({"audio": {"voice": "alloy"}}))
+            .param
+            .as_deref(),
+        Some("audio")
+    );
     let e = rejected(json!({"modalities": ["text", "audio"]}));
     assert_eq!(e.param.as_deref(), Some("modalities"));
     let e = rejected(json!({"functions": [{"name": "f", "parameters": {}}]}));
@@ -189,19 +200,31 @@ fn vision_request_reaches_zhipu_with_bare_base64() {
         "glm-4v-plus",
     )
     .expect("valid");
-    assert_eq!(out.body["messages"][0]["content"][1], json!({"type": "image_url", "image_url": {"url": "AAAA"}}));
+    assert_eq!(
+        out.body["messages"][0]["content"][1],
+        json!({"type": "image_url", "image_url": {"url": "AAAA"}})
+    );
 }
 
 #[test]
 fn wrong_types_are_400_naming_the_field() {
     for (body, param) in [
-        (json!({"model": "m", "messages": [], "temperature": "hot"}), "temperature"),
-        (json!({"model": "m", "messages": [{"role": 1}]}), "messages[0].role"),
+        (
+            json!({"model": "m", "messages": [], "temperature": "hot"}),
+            "temperature",
+        ),
+        (
+            json!({"model": "m", "messages": [{"role": 1}]}),
+            "messages[0].role",
+        ),
         (json!({"model": "m", "messages": [], "stop": 5}), "stop"),
-        (json!({"model": "m", "messages": [], "max_tokens": 1.5}), "max_tokens"),
+        (
+            json!({"model": "m", "messages": [], "max_tokens": 1.5}),
+            "max_tokens",
+        ),
     ] {
-        let e = ChatCompletionRequest::from_slice(body.to_string().as_bytes())
-            .expect_err("wrong type");
+        let e =
+            ChatCompletionRequest::from_slice(body.to_string().as_bytes()).expect_err("wrong type");
         assert_eq!(e.status.as_u16(), 400);
         assert_eq!(e.param.as_deref(), Some(param), "{}", e.message);
     }

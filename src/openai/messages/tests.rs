@@ -22,14 +22,18 @@ fn developer_becomes_system_and_openai_only_keys_go() {
     ]))
     .expect("valid");
     assert_eq!(out[0], json!({"role": "system", "content": "be brief"}));
-    assert_eq!(out[1], json!({"role": "user", "content": "hi", "extra_key": 1}));
+    assert_eq!(
+        out[1],
+        json!({"role": "user", "content": "hi", "extra_key": 1})
+    );
     assert_eq!(out[2], json!({"role": "assistant", "content": "hello"}));
 }
 
 #[test]
 fn unknown_roles_are_400_naming_the_message() {
-    let e = translate(json!([{"role": "user", "content": "a"}, {"role": "function", "content": "b"}]))
-        .expect_err("bad role");
+    let e =
+        translate(json!([{"role": "user", "content": "a"}, {"role": "function", "content": "b"}]))
+            .expect_err("bad role");
     assert_eq!(e.param.as_deref(), Some("messages[1].role"));
 }
 
@@ -65,9 +69,18 @@ fn image_parts_keep_the_array_with_bare_base64_and_no_detail() {
 
 #[test]
 fn data_urls_without_base64_marker_are_left_alone() {
-    assert_eq!(strip_data_url("data:text/plain,hi".to_owned()), "data:text/plain,hi");
-    assert_eq!(strip_data_url("data:image/jpeg;base64,/9j/".to_owned()), "/9j/");
-    assert_eq!(strip_data_url("https://x/;base64,y".to_owned()), "https://x/;base64,y");
+    assert_eq!(
+        strip_data_url("data:text/plain,hi".to_owned()),
+        "data:text/plain,hi"
+    );
+    assert_eq!(
+        strip_data_url("data:image/jpeg;base64,/9j/".to_owned()),
+        "/9j/"
+    );
+    assert_eq!(
+        strip_data_url("https://x/;base64,y".to_owned()),
+        "https://x/;base64,y"
+    );
 }
 
 #[test]
@@ -78,7 +91,11 @@ fn audio_and_file_parts_are_400_naming_the_part() {
             {"type": kind}
         ]}]))
         .expect_err("unsupported part");
-        assert_eq!(e.param.as_deref(), Some("messages[0].content[1].type"), "{kind}");
+        assert_eq!(
+            e.param.as_deref(),
+            Some("messages[0].content[1].type"),
+            "{kind}"
+        );
     }
 }
 
@@ -100,7 +117,10 @@ fn tool_round_trip_keeps_ids() {
              "function": {"name": "weather", "arguments": "{}"}}
         ]})
     );
-    assert_eq!(out[2], json!({"role": "tool", "tool_call_id": "call_1", "content": "40 C"}));
+    assert_eq!(
+        out[2],
+        json!({"role": "tool", "tool_call_id": "call_1", "content": "40 C"})
+    );
 }
 
 #[test]

@@ -34,7 +34,10 @@ fn temperature_is_clamped_per_generation() {
     assert_eq!(temperature("glm-4v-flash", 1.2)["temperature"], json!(0.99));
     assert_eq!(temperature("charglm-4", 1.2)["temperature"], json!(0.99));
     assert_eq!(temperature("glm-4.5", 1.5)["temperature"], json!(1.0));
-    assert_eq!(temperature("glm-4.1v-thinking-flash", 1.5)["temperature"], json!(1.0));
+    assert_eq!(
+        temperature("glm-4.1v-thinking-flash", 1.5)["temperature"],
+        json!(1.0)
+    );
     assert_eq!(temperature("glm-5", 1.5)["temperature"], json!(1.0));
     assert_eq!(temperature("GLM-4.6", 1.5)["temperature"], json!(1.0));
 }
@@ -58,7 +61,13 @@ fn temperature_out_of_openai_range_is_400() {
 
 #[test]
 fn top_p_stays_inside_the_open_interval() {
-    for (given, sent) in [(1.0, 0.99), (0.0, 0.01), (0.5, 0.5), (0.999, 0.99), (0.123, 0.12)] {
+    for (given, sent) in [
+        (1.0, 0.99),
+        (0.0, 0.01),
+        (0.5, 0.5),
+        (0.999, 0.99),
+        (0.123, 0.12),
+    ] {
         let mut body = Map::new();
         apply_top_p(&mut body, Some(given)).expect("valid");
         assert_eq!(body["top_p"], json!(sent), "top_p {given}");
@@ -75,9 +84,18 @@ fn max_tokens(model: &str, a: Option<i64>, b: Option<i64>) -> ApiResult<Option<V
 
 #[test]
 fn max_completion_tokens_becomes_max_tokens() {
-    assert_eq!(max_tokens("glm-4.5", None, Some(500)).expect("ok"), Some(json!(500)));
-    assert_eq!(max_tokens("glm-4.5", Some(300), Some(500)).expect("ok"), Some(json!(300)));
-    assert_eq!(max_tokens("glm-4.5", Some(900), Some(500)).expect("ok"), Some(json!(500)));
+    assert_eq!(
+        max_tokens("glm-4.5", None, Some(500)).expect("ok"),
+        Some(json!(500))
+    );
+    assert_eq!(
+        max_tokens("glm-4.5", Some(300), Some(500)).expect("ok"),
+        Some(json!(300))
+    );
+    assert_eq!(
+        max_tokens("glm-4.5", Some(900), Some(500)).expect("ok"),
+        Some(json!(500))
+    );
     assert_eq!(max_tokens("glm-4.5", None, None).expect("ok"), None);
 }
 
@@ -149,7 +167,11 @@ fn user_falls_back_to_safety_identifier_and_yields_to_user_id() {
     apply_user(&mut body, None, Some("sid-123456".to_owned()));
     assert_eq!(body["user_id"], "sid-123456");
     let mut body = Map::new();
-    apply_user(&mut body, Some("u1".to_owned()), Some("sid-123456".to_owned()));
+    apply_user(
+        &mut body,
+        Some("u1".to_owned()),
+        Some("sid-123456".to_owned()),
+    );
     assert_eq!(body["user_id"], "user-u1");
     let mut body = Map::new();
     apply_user(&mut body, Some(String::new()), None);

@@ -23,7 +23,10 @@ fn auth_codes_blame_the_gateway_credential() {
 #[test]
 fn message_carries_the_zhipu_code() {
     let e = zhipu(401, "1002", "Authorization Token非法，请确认");
-    assert_eq!(e.message, "Authorization Token非法，请确认 (zhipu code 1002)");
+    assert_eq!(
+        e.message,
+        "Authorization Token非法，请确认 (zhipu code 1002)"
+    );
 }
 
 #[test]
@@ -52,7 +55,11 @@ fn parameter_errors_name_the_field() {
     let e = zhipu(400, "1213", "messages[1].content is missing");
     assert_eq!(e.param.as_deref(), Some("messages"));
     for code in ["1212", "1215"] {
-        let e = zhipu(400, code, "Invalid API parameter, please check the documentation.");
+        let e = zhipu(
+            400,
+            code,
+            "Invalid API parameter, please check the documentation.",
+        );
         assert_error(&e, 400, "invalid_request_error", "invalid_request");
         assert_eq!(e.param, None);
     }
@@ -67,24 +74,48 @@ fn a_field_name_inside_a_longer_word_is_not_a_param() {
 
 #[test]
 fn model_codes() {
-    assert_error(&zhipu(400, "1211", "模型不存在"), 404, "invalid_request_error", "model_not_found");
-    assert_error(&zhipu(403, "1220", "no"), 403, "permission_error", "model_not_permitted");
+    assert_error(
+        &zhipu(400, "1211", "模型不存在"),
+        404,
+        "invalid_request_error",
+        "model_not_found",
+    );
+    assert_error(
+        &zhipu(403, "1220", "no"),
+        403,
+        "permission_error",
+        "model_not_permitted",
+    );
     for code in ["1221", "1222"] {
-        assert_error(&zhipu(400, code, "offline"), 404, "invalid_request_error", "model_not_found");
+        assert_error(
+            &zhipu(400, code, "offline"),
+            404,
+            "invalid_request_error",
+            "model_not_found",
+        );
     }
 }
 
 #[test]
 fn upstream_and_request_codes() {
     for code in ["1230", "1234"] {
-        assert_error(&zhipu(500, code, "network"), 502, "server_error", "upstream_error");
+        assert_error(
+            &zhipu(500, code, "network"),
+            502,
+            "server_error",
+            "upstream_error",
+        );
     }
     let e = zhipu(400, "1231", "request_id重复");
     assert_error(&e, 400, "invalid_request_error", "duplicate_request_id");
     let e = zhipu(400, "1261", "Prompt exceeds max length");
     assert_error(&e, 400, "invalid_request_error", "context_length_exceeded");
     assert_eq!(e.param.as_deref(), Some("messages"));
-    let e = zhipu(400, "1301", "系统检测到输入或生成内容可能包含不安全或敏感内容");
+    let e = zhipu(
+        400,
+        "1301",
+        "系统检测到输入或生成内容可能包含不安全或敏感内容",
+    );
     assert_error(&e, 400, "invalid_request_error", "content_filter");
 }
 
@@ -130,15 +161,43 @@ fn unexpected_bodies_map_by_status() {
     let spring = br#"{"timestamp":"2024-01-01T00:00:00","status":404,"error":"Not Found","path":"/v4/completions"}"#;
     let e = map_zhipu_error(404, spring);
     assert_error(&e, 502, "server_error", "upstream_not_found");
-    assert_eq!(e.message, "upstream answered HTTP 404 with an unexpected body");
+    assert_eq!(
+        e.message,
+        "upstream answered HTTP 404 with an unexpected body"
+    );
     let html = b"<html><body>502 Bad Gateway</body></html>";
-    assert_error(&map_zhipu_error(503, html), 502, "server_error", "upstream_error");
-    assert_error(&map_zhipu_error(400, b""), 400, "invalid_request_error", "invalid_request");
+    assert_error(
+        &map_zhipu_error(503, html),
+        502,
+        "server_error",
+        "upstream_error",
+    );
+    assert_error(
+        &map_zhipu_error(400, b""),
+        400,
+        "invalid_request_error",
+        "invalid_request",
+    );
     let e = map_zhipu_error(401, b"");
     assert_error(&e, 502, "server_error", "upstream_auth_failed");
-    assert_error(&map_zhipu_error(403, b"nope"), 403, "permission_error", "upstream_forbidden");
-    assert_error(&map_zhipu_error(429, b"{}"), 429, "rate_limit_error", "rate_limit_exceeded");
-    assert_error(&map_zhipu_error(200, b"[]"), 502, "server_error", "upstream_error");
+    assert_error(
+        &map_zhipu_error(403, b"nope"),
+        403,
+        "permission_error",
+        "upstream_forbidden",
+    );
+    assert_error(
+        &map_zhipu_error(429, b"{}"),
+        429,
+        "rate_limit_error",
+        "rate_limit_exceeded",
+    );
+    assert_error(
+        &map_zhipu_error(200, b"[]"),
+        502,
+        "server_error",
+        "upstream_error",
+    );
 }
 
 #[test]
