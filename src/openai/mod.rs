@@ -5,9 +5,11 @@ pub mod chat;
 mod messages;
 mod params;
 pub mod response;
+pub mod stream;
 mod tools;
 pub mod zhipu_error;
 
 pub use chat::{to_glm, ChatCompletionRequest, ChatMessage, GlmChatRequest, Stop, StreamOptions};
 pub use response::from_glm;
+pub use stream::ChunkRewriter;
 pub use zhipu_error::map_zhipu_error;
