@@ -56,7 +56,7 @@ pub struct StreamOptions {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "a string or an array of strings")]
 pub enum Stop {
     One(String),
     Many(Vec<String>),

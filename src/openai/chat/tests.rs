@@ -227,7 +227,19 @@ fn wrong_types_are_400_naming_the_field() {
             ChatCompletionRequest::from_slice(body.to_string().as_bytes()).expect_err("wrong type");
         assert_eq!(e.status.as_u16(), 400);
         assert_eq!(e.param.as_deref(), Some(param), "{}", e.message);
+        assert!(
+            e.message.starts_with("invalid request body: "),
+            "{}",
+            e.message
+        );
     }
+    let body = br#"{"model": "m", "messages": [], "stop": 5}"#;
+    let e = ChatCompletionRequest::from_slice(body).expect_err("wrong type");
+    assert!(
+        e.message.contains("a string or an array of strings"),
+        "{}",
+        e.message
+    );
     let e = ChatCompletionRequest::from_slice(b"{\"messages\": []}").expect_err("no model");
     assert_eq!(e.status.as_u16(), 400);
     let e = ChatCompletionRequest::from_slice(b"not json").expect_err("garbage");
