@@ -38,14 +38,21 @@ impl App {
     /// Connects, migrates (unless told not to), loads the keys and binds the listener; a port
     /// of 0 picks a free one (see `local_addr`).
     pub async fn build(config: Config, options: BuildOptions) -> anyhow::Result<Self> {
-        let db = Db::connect(&config.database_url).await.context("cannot open the database (DATABASE_URL)")?;
+        let db = Db::connect(&config.database_url)
+            .await
+            .context("cannot open the database (DATABASE_URL)")?;
         if options.migrate {
-            db.migrate().await.context("cannot apply the database migrations")?;
+            db.migrate()
+                .await
+                .context("cannot apply the database migrations")?;
         }
         let keys = Arc::new(KeyCache::default());
         let count = keys.reload(&db).await.context("cannot load the API keys")?;
-        let zhipu = ZhipuClient::new(&config.zhipu).context("cannot build the upstream HTTP client")?;
-        let listener = TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+        let zhipu =
+            ZhipuClient::new(&config.zhipu).context("cannot build the upstream HTTP client")?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
         let state = AppState {
             config: Arc::new(config),
             db,
@@ -55,13 +62,20 @@ impl App {
             shutdown: CancellationToken::new(),
             metrics: metrics_handle(),
         };
-        state.keys.spawn_refresh(state.db.clone(), state.config.server.key_refresh, state.shutdown.clone(), &state.tasks);
+        state.keys.spawn_refresh(
+            state.db.clone(),
+            state.config.server.key_refresh,
+            state.shutdown.clone(),
+            &state.tasks,
+        );
         tracing::info!(keys = count, database = state.db.backend(), "gateway ready");
         Ok(Self { listener, state })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().unwrap_or(self.state.config.listen)
+        self.listener
+            .local_addr()
+            .unwrap_or(self.state.config.listen)
     }
 
     pub fn state(&self) -> &AppState {
@@ -70,7 +84,10 @@ impl App {
 
     /// Serves until `signal` completes, then stops accepting, lets open requests and streams
     /// finish within `server.shutdown_grace`, stops background work and closes the database.
-    pub async fn run_until(self, signal: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until(
+        self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let Self { listener, state } = self;
         let shutdown = state.shutdown.clone();
         let grace = state.config.server.shutdown_grace;
@@ -82,7 +99,8 @@ impl App {
                 shutdown.cancel();
             }
         });
-        let serve = axum::serve(listener, router(state.clone())).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let serve = axum::serve(listener, router(state.clone()))
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let deadline = async {
             shutdown.cancelled().await;
             tokio::time::sleep(grace).await;
@@ -92,7 +110,10 @@ impl App {
             () = deadline => tracing::warn!("shutdown grace period over; closing open connections"),
         }
         state.tasks.close();
-        if tokio::time::timeout(grace, state.tasks.wait()).await.is_err() {
+        if tokio::time::timeout(grace, state.tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("background tasks still running at exit");
         }
         state.db.close().await;

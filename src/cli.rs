@@ -18,7 +18,11 @@ use crate::store::Db;
 mod demo;
 
 #[derive(Debug, Parser)]
-#[command(name = "glm-gateway", version, about = "An OpenAI-compatible gateway for Zhipu's GLM models")]
+#[command(
+    name = "glm-gateway",
+    version,
+    about = "An OpenAI-compatible gateway for Zhipu's GLM models"
+)]
 pub struct Cli {
     /// TOML configuration file (default: $GLM_GATEWAY_CONFIG, else config/gateway.toml if present).
     #[arg(long, global = true, value_name = "PATH")]
@@ -123,19 +127,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo { listen } => demo::run(config, listen).await,
         Command::Migrate => {
             open_db(&config).await?;
-            say(format_args!("migrations applied to {}", redact_url(&config.database_url)));
+            say(format_args!(
+                "migrations applied to {}",
+                redact_url(&config.database_url)
+            ));
             Ok(())
         }
         Command::Keys { command } => keys(&config, command).await,
-        Command::Emulator { listen, api_keys, chunk_delay_ms } => {
-            let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+        Command::Emulator {
+            listen,
+            api_keys,
+            chunk_delay_ms,
+        } => {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
             let addr = listener.local_addr()?;
             let config = crate::emulator::EmulatorConfig {
                 api_keys,
                 chunk_delay: std::time::Duration::from_millis(chunk_delay_ms),
             };
             crate::emulator::spawn(listener, config);
-            say(format_args!("glm emulator listening on http://{addr}/api/paas/v4"));
+            say(format_args!(
+                "glm emulator listening on http://{addr}/api/paas/v4"
+            ));
             shutdown_signal().await;
             Ok(())
         }
@@ -150,27 +165,62 @@ async fn serve(config: Config, no_migrate: bool) -> anyhow::Result<()> {
         )
         .into());
     }
-    let app = App::build(config, BuildOptions { migrate: !no_migrate }).await?;
-    say(format_args!("glm-gateway listening on http://{}", app.local_addr()));
+    let app = App::build(
+        config,
+        BuildOptions {
+            migrate: !no_migrate,
+        },
+    )
+    .await?;
+    say(format_args!(
+        "glm-gateway listening on http://{}",
+        app.local_addr()
+    ));
     app.run_until(shutdown_signal()).await
 }
 
 async fn open_db(config: &Config) -> anyhow::Result<Db> {
-    let db = Db::connect(&config.database_url).await.context("cannot open the database (DATABASE_URL)")?;
-    db.migrate().await.context("cannot apply the database migrations")?;
+    let db = Db::connect(&config.database_url)
+        .await
+        .context("cannot open the database (DATABASE_URL)")?;
+    db.migrate()
+        .await
+        .context("cannot apply the database migrations")?;
     Ok(db)
 }
 
 async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
     let db = open_db(config).await?;
     match command {
-        KeysCommand::Create { name, team, models, rpm, tpm, token_budget, expires_at, json } => {
-            let request = CreateKey { name, team, models, rpm, tpm, token_budget, expires_at };
-            let (created, _) = create_key(&db, request).await.map_err(|e| anyhow::anyhow!(e.message))?;
+        KeysCommand::Create {
+            name,
+            team,
+            models,
+            rpm,
+            tpm,
+            token_budget,
+            expires_at,
+            json,
+        } => {
+            let request = CreateKey {
+                name,
+                team,
+                models,
+                rpm,
+                tpm,
+                token_budget,
+                expires_at,
+            };
+            let (created, _) = create_key(&db, request)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.message))?;
             if json {
                 say(format_args!("{}", serde_json::to_string_pretty(&created)?));
             } else {
-                say(format_args!("created key {} for team {}:\n{}", created.view.id, created.view.team, created.key));
+                say(format_args!(
+                    "created key {} for team {}:\n{}",
+                    created.view.id, created.view.team, created.key
+                ));
                 say(format_args!("(this is the only time the key is shown)"));
             }
         }
@@ -180,7 +230,10 @@ async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
             if json {
                 say(format_args!("{}", serde_json::to_string_pretty(&views)?));
             } else {
-                say(format_args!("{:<14} {:<20} {:<16} {:<9} MODELS", "ID", "NAME", "TEAM", "STATUS"));
+                say(format_args!(
+                    "{:<14} {:<20} {:<16} {:<9} MODELS",
+                    "ID", "NAME", "TEAM", "STATUS"
+                ));
                 for view in &views {
                     let status = if view.revoked_at.is_some() {
                         "revoked"
@@ -189,8 +242,14 @@ async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
                     } else {
                         "active"
                     };
-                    let models = view.models.as_ref().map_or_else(|| "*".to_owned(), |m| m.join(","));
-                    say(format_args!("{:<14} {:<20} {:<16} {:<9} {models}", view.id, view.name, view.team, status));
+                    let models = view
+                        .models
+                        .as_ref()
+                        .map_or_else(|| "*".to_owned(), |m| m.join(","));
+                    say(format_args!(
+                        "{:<14} {:<20} {:<16} {:<9} {models}",
+                        view.id, view.name, view.team, status
+                    ));
                 }
             }
         }

@@ -36,7 +36,12 @@ pub struct StreamOutcome {
 
 /// Starts relaying and returns the client's response at once; `on_end` runs in the relay
 /// task with the outcome when the upstream is done.
-pub fn relay_sse<F>(upstream: UpstreamResponse, include_usage: bool, tasks: &TaskTracker, on_end: F) -> Response
+pub fn relay_sse<F>(
+    upstream: UpstreamResponse,
+    include_usage: bool,
+    tasks: &TaskTracker,
+    on_end: F,
+) -> Response
 where
     F: FnOnce(StreamOutcome) + Send + 'static,
 {
@@ -46,18 +51,28 @@ where
         on_end(outcome);
     });
     let body = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|frame| (Ok::<_, Infallible>(frame), receiver))
+        receiver
+            .recv()
+            .await
+            .map(|frame| (Ok::<_, Infallible>(frame), receiver))
     });
     let mut response = Response::new(Body::from_stream(body));
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     response
 }
 
-async fn pump(upstream: UpstreamResponse, mut rewriter: ChunkRewriter, frames: mpsc::Sender<Bytes>) -> StreamOutcome {
+async fn pump(
+    upstream: UpstreamResponse,
+    mut rewriter: ChunkRewriter,
+    frames: mpsc::Sender<Bytes>,
+) -> StreamOutcome {
     let UpstreamResponse { response, deadline } = upstream;
     let mut events = response.bytes_stream().eventsource();
     let mut client_disconnected = false;
@@ -67,11 +82,16 @@ async fn pump(upstream: UpstreamResponse, mut rewriter: ChunkRewriter, frames: m
             Ok(Some(Ok(event))) => rewriter.push(&event.data),
             Ok(Some(Err(error))) => {
                 tracing::warn!(%error, "upstream stream failed");
-                rewriter.finish(Some(&ApiError::bad_gateway("upstream_error", "The upstream stream failed.")))
+                rewriter.finish(Some(&ApiError::bad_gateway(
+                    "upstream_error",
+                    "The upstream stream failed.",
+                )))
             }
             Ok(None) => rewriter.finish(None),
             Err(_) if client_disconnected => break,
-            Err(_) => rewriter.finish(Some(&ApiError::upstream_timeout("The upstream did not finish its answer in time."))),
+            Err(_) => rewriter.finish(Some(&ApiError::upstream_timeout(
+                "The upstream did not finish its answer in time.",
+            ))),
         };
         for frame in batch {
             if !client_disconnected && frames.send(frame).await.is_err() {
@@ -83,5 +103,9 @@ async fn pump(upstream: UpstreamResponse, mut rewriter: ChunkRewriter, frames: m
             break;
         }
     }
-    StreamOutcome { usage: rewriter.usage().cloned(), streamed_chars: rewriter.streamed_chars(), client_disconnected }
+    StreamOutcome {
+        usage: rewriter.usage().cloned(),
+        streamed_chars: rewriter.streamed_chars(),
+        client_disconnected,
+    }
 }

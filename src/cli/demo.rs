@@ -15,14 +15,26 @@ use crate::emulator::{self, EmulatorConfig};
 use crate::keys::admin::{create_key, CreateKey};
 
 pub async fn run(mut config: Config, listen: Option<SocketAddr>) -> anyhow::Result<()> {
-    let folder = tempfile::Builder::new().prefix("glm-gateway-demo-").tempdir().context("cannot make a temporary folder")?;
+    let folder = tempfile::Builder::new()
+        .prefix("glm-gateway-demo-")
+        .tempdir()
+        .context("cannot make a temporary folder")?;
     let mut rng = rand::thread_rng();
-    let upstream_key = format!("{}.{}", Alphanumeric.sample_string(&mut rng, 16), Alphanumeric.sample_string(&mut rng, 32));
-    let emulator_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("cannot start the emulator")?;
+    let upstream_key = format!(
+        "{}.{}",
+        Alphanumeric.sample_string(&mut rng, 16),
+        Alphanumeric.sample_string(&mut rng, 32)
+    );
+    let emulator_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("cannot start the emulator")?;
     let emulator_addr = emulator_listener.local_addr()?;
     emulator::spawn(
         emulator_listener,
-        EmulatorConfig { api_keys: vec![upstream_key.clone()], chunk_delay: Duration::from_millis(40) },
+        EmulatorConfig {
+            api_keys: vec![upstream_key.clone()],
+            chunk_delay: Duration::from_millis(40),
+        },
     );
 
     if let Some(listen) = listen {
@@ -35,8 +47,14 @@ pub async fn run(mut config: Config, listen: Option<SocketAddr>) -> anyhow::Resu
     let database = config.database_url.clone();
 
     let app = App::build(config, BuildOptions::default()).await?;
-    let request = CreateKey { name: "demo".into(), team: "demo".into(), ..CreateKey::default() };
-    let (created, key) = create_key(&app.state().db, request).await.map_err(|e| anyhow::anyhow!(e.message))?;
+    let request = CreateKey {
+        name: "demo".into(),
+        team: "demo".into(),
+        ..CreateKey::default()
+    };
+    let (created, key) = create_key(&app.state().db, request)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?;
     app.state().keys.insert(key);
     print_banner(app.local_addr(), &database, &created.key);
     app.run_until(shutdown_signal()).await
@@ -55,9 +73,13 @@ fn print_banner(addr: SocketAddr, database: &str, key: &str) {
          -d '{{\"model\":\"gpt-4o\",\"messages\":[{{\"role\":\"user\",\"content\":\"Hello!\"}}],\"stream\":true}}'"
     ));
     say(format_args!(""));
-    say(format_args!("Or with the OpenAI Python SDK (pip install openai):"));
+    say(format_args!(
+        "Or with the OpenAI Python SDK (pip install openai):"
+    ));
     say(format_args!("  from openai import OpenAI"));
-    say(format_args!("  client = OpenAI(base_url=\"{url}/v1\", api_key=\"{key}\")"));
+    say(format_args!(
+        "  client = OpenAI(base_url=\"{url}/v1\", api_key=\"{key}\")"
+    ));
     say(format_args!(
         "  print(client.chat.completions.create(model=\"gpt-4o\", messages=[{{\"role\": \"user\", \"content\": \"Hello!\"}}]).choices[0].message.content)"
     ));

@@ -49,7 +49,10 @@ impl From<&KeyRecord> for KeyView {
             id: record.id.clone(),
             name: record.name.clone(),
             team: record.team.clone(),
-            models: record.models.as_deref().and_then(|m| serde_json::from_str(m).ok()),
+            models: record
+                .models
+                .as_deref()
+                .and_then(|m| serde_json::from_str(m).ok()),
             rpm: record.rpm,
             tpm: record.tpm,
             token_budget: record.token_budget,
@@ -64,21 +67,37 @@ impl CreateKey {
     pub fn validate(&self) -> Result<(), ApiError> {
         for (field, value) in [("name", &self.name), ("team", &self.team)] {
             if value.trim().is_empty() || value.len() > 200 {
-                return Err(ApiError::invalid_request(format!("`{field}` must be 1 to 200 characters.")).param(field));
+                return Err(ApiError::invalid_request(format!(
+                    "`{field}` must be 1 to 200 characters."
+                ))
+                .param(field));
             }
         }
         if let Some(models) = &self.models {
             if models.is_empty() || models.iter().any(|m| m.trim().is_empty()) {
-                return Err(ApiError::invalid_request("`models` must list at least one non-empty model name.").param("models"));
+                return Err(ApiError::invalid_request(
+                    "`models` must list at least one non-empty model name.",
+                )
+                .param("models"));
             }
         }
-        for (field, value) in [("rpm", self.rpm), ("tpm", self.tpm), ("token_budget", self.token_budget)] {
+        for (field, value) in [
+            ("rpm", self.rpm),
+            ("tpm", self.tpm),
+            ("token_budget", self.token_budget),
+        ] {
             if value.is_some_and(|v| v <= 0) {
-                return Err(ApiError::invalid_request(format!("`{field}` must be a positive integer.")).param(field));
+                return Err(ApiError::invalid_request(format!(
+                    "`{field}` must be a positive integer."
+                ))
+                .param(field));
             }
         }
         if self.expires_at.is_some_and(|at| at <= Utc::now()) {
-            return Err(ApiError::invalid_request("`expires_at` must be in the future.").param("expires_at"));
+            return Err(
+                ApiError::invalid_request("`expires_at` must be in the future.")
+                    .param("expires_at"),
+            );
         }
         Ok(())
     }
@@ -99,7 +118,17 @@ pub async fn create_key(db: &Db, request: CreateKey) -> Result<(CreatedKey, ApiK
         token_budget: request.token_budget,
         expires_at: request.expires_at,
     };
-    let record = db.insert_key(&new).await.map_err(|e| ApiError::internal(&e))?;
-    let key = ApiKey::from_record(&record).ok_or_else(|| ApiError::internal(&"a stored key did not read back"))?;
-    Ok((CreatedKey { key: generated.full, view: KeyView::from(&record) }, key))
+    let record = db
+        .insert_key(&new)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    let key = ApiKey::from_record(&record)
+        .ok_or_else(|| ApiError::internal(&"a stored key did not read back"))?;
+    Ok((
+        CreatedKey {
+            key: generated.full,
+            view: KeyView::from(&record),
+        },
+        key,
+    ))
 }

@@ -3,11 +3,12 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use chrono::Utc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -22,12 +23,19 @@ pub struct KeyCache {
     keys: ArcSwap<HashMap<String, Arc<ApiKey>>>,
     /// Unix ms of the last successful reload; 0 before the first.
     last_reload_ms: AtomicI64,
+    /// Keys this process created or revoked lately. A reload whose query began before such a
+    /// change may not see it, so the change is applied again on top of that reload's result.
+    recent: Mutex<Vec<(Instant, Arc<ApiKey>)>>,
 }
+
+/// Local changes older than this are surely in the database result of any later reload.
+const RECENT_WINDOW: Duration = Duration::from_secs(10);
 
 impl KeyCache {
     pub async fn reload(&self, db: &Db) -> Result<usize, sqlx::Error> {
+        let started = Instant::now();
         let records = db.list_keys().await?;
-        let keys: HashMap<_, _> = records
+        let mut keys: HashMap<_, _> = records
             .iter()
             .filter_map(|record| {
                 let key = ApiKey::from_record(record);
@@ -38,13 +46,29 @@ impl KeyCache {
             })
             .collect();
         let count = keys.len();
+        let mut recent = self
+            .recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        recent.retain(|(at, _)| at.elapsed() < RECENT_WINDOW);
+        for (_, key) in recent.iter().filter(|(at, _)| *at >= started) {
+            keys.insert(key.id.clone(), Arc::clone(key));
+        }
         self.keys.store(Arc::new(keys));
-        self.last_reload_ms.store(Utc::now().timestamp_millis(), Ordering::Relaxed);
+        drop(recent);
+        self.last_reload_ms
+            .store(Utc::now().timestamp_millis(), Ordering::Relaxed);
         Ok(count)
     }
 
     /// Reloads every `every` until `cancel` fires.
-    pub fn spawn_refresh(self: &Arc<Self>, db: Db, every: Duration, cancel: CancellationToken, tasks: &TaskTracker) {
+    pub fn spawn_refresh(
+        self: &Arc<Self>,
+        db: Db,
+        every: Duration,
+        cancel: CancellationToken,
+        tasks: &TaskTracker,
+    ) {
         let cache = Arc::clone(self);
         tasks.spawn(async move {
             let mut tick = tokio::time::interval(every);
@@ -71,9 +95,15 @@ impl KeyCache {
         });
     }
 
-    /// Makes a key created by this process usable at once, before the next reload.
+    /// Makes a key created or revoked by this process take effect at once, before the next
+    /// reload.
     pub fn insert(&self, key: ApiKey) {
         let key = Arc::new(key);
+        let mut recent = self
+            .recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        recent.push((Instant::now(), Arc::clone(&key)));
         self.keys.rcu(|current| {
             let mut next = HashMap::clone(current);
             next.insert(key.id.clone(), Arc::clone(&key));
@@ -96,10 +126,16 @@ impl KeyCache {
             return Err(incorrect());
         }
         if key.revoked_at.is_some() {
-            return Err(ApiError::unauthorized("api_key_revoked", "This API key has been revoked."));
+            return Err(ApiError::unauthorized(
+                "api_key_revoked",
+                "This API key has been revoked.",
+            ));
         }
         if key.expires_at.is_some_and(|at| at <= Utc::now()) {
-            return Err(ApiError::unauthorized("api_key_expired", "This API key has expired."));
+            return Err(ApiError::unauthorized(
+                "api_key_expired",
+                "This API key has expired.",
+            ));
         }
         Ok(key)
     }

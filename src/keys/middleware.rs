@@ -11,12 +11,20 @@ use axum::response::{IntoResponse, Response};
 use super::KeyCache;
 use crate::error::ApiError;
 
-pub async fn require_api_key(State(keys): State<Arc<KeyCache>>, mut request: Request, next: Next) -> Response {
+pub async fn require_api_key(
+    State(keys): State<Arc<KeyCache>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let presented = request
         .headers()
         .get(AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+        .and_then(|value| {
+            value
+                .strip_prefix("Bearer ")
+                .or_else(|| value.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .filter(|value| !value.is_empty());
     let Some(presented) = presented else {

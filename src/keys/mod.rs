@@ -28,9 +28,15 @@ pub struct GeneratedKey {
 
 pub fn generate() -> GeneratedKey {
     let mut rng = rand::thread_rng();
-    let id = Alphanumeric.sample_string(&mut rng, ID_LEN).to_ascii_lowercase();
+    let id = Alphanumeric
+        .sample_string(&mut rng, ID_LEN)
+        .to_ascii_lowercase();
     let secret = Alphanumeric.sample_string(&mut rng, SECRET_LEN);
-    GeneratedKey { secret_hash: hash_secret(&secret), full: format!("{PREFIX}{id}-{secret}"), id }
+    GeneratedKey {
+        secret_hash: hash_secret(&secret),
+        full: format!("{PREFIX}{id}-{secret}"),
+        id,
+    }
 }
 
 /// Splits a presented key into (id, secret) without judging either.
@@ -90,8 +96,12 @@ impl ApiKey {
 
     /// Whether the key may use a model, by the name the client sent or the GLM model it maps to.
     pub fn allows_model(&self, requested: &str, upstream: &str) -> bool {
-        let Some(allowed) = &self.models else { return true };
-        allowed.iter().any(|pattern| model_matches(pattern, requested) || model_matches(pattern, upstream))
+        let Some(allowed) = &self.models else {
+            return true;
+        };
+        allowed
+            .iter()
+            .any(|pattern| model_matches(pattern, requested) || model_matches(pattern, upstream))
     }
 }
 
@@ -133,7 +143,14 @@ mod tests {
 
     #[test]
     fn malformed_keys_do_not_parse() {
-        for bad in ["", "sk-glm-", "sk-glm-abc", "sk-glm--secret", "sk-glm-abc-", "sk-other-abc-def"] {
+        for bad in [
+            "",
+            "sk-glm-",
+            "sk-glm-abc",
+            "sk-glm--secret",
+            "sk-glm-abc-",
+            "sk-other-abc-def",
+        ] {
             assert!(parse(bad).is_none(), "{bad}");
         }
     }
@@ -153,7 +170,9 @@ mod tests {
         assert!(key.allows_model("gpt-4", "glm-4.7"));
         assert!(key.allows_model("glm-4.7-flash", "glm-4.7-flash"));
         assert!(!key.allows_model("glm-5", "glm-5"));
-        assert!(ApiKey::from_record(&record(None)).unwrap().allows_model("anything", "anything"));
+        assert!(ApiKey::from_record(&record(None))
+            .unwrap()
+            .allows_model("anything", "anything"));
     }
 
     #[test]

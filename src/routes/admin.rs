@@ -16,25 +16,37 @@ use crate::keys::admin::{create_key, CreateKey, KeyView};
 use crate::keys::ApiKey;
 use crate::state::AppState;
 
-pub async fn require_admin(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn require_admin(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let presented = request
         .headers()
         .get(AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "));
     let allowed = match (&state.config.admin_token, presented) {
-        (Some(token), Some(presented)) => bool::from(token.expose().as_bytes().ct_eq(presented.trim().as_bytes())),
+        (Some(token), Some(presented)) => {
+            bool::from(token.expose().as_bytes().ct_eq(presented.trim().as_bytes()))
+        }
         _ => false,
     };
     if allowed {
         next.run(request).await
     } else {
-        ApiError::unauthorized("invalid_admin_token", "The admin API needs `Authorization: Bearer <GLM_GATEWAY_ADMIN_TOKEN>`.")
-            .into_response()
+        ApiError::unauthorized(
+            "invalid_admin_token",
+            "The admin API needs `Authorization: Bearer <GLM_GATEWAY_ADMIN_TOKEN>`.",
+        )
+        .into_response()
     }
 }
 
-pub async fn create(State(state): State<AppState>, OpenAiJson(request): OpenAiJson<CreateKey>) -> ApiResult<Response> {
+pub async fn create(
+    State(state): State<AppState>,
+    OpenAiJson(request): OpenAiJson<CreateKey>,
+) -> ApiResult<Response> {
     let (created, key) = create_key(&state.db, request).await?;
     state.keys.insert(key);
     tracing::info!(key_id = %created.view.id, team = %created.view.team, "key created");
@@ -42,14 +54,27 @@ pub async fn create(State(state): State<AppState>, OpenAiJson(request): OpenAiJs
 }
 
 pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Value>> {
-    let records = state.db.list_keys().await.map_err(|e| ApiError::internal(&e))?;
+    let records = state
+        .db
+        .list_keys()
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
     let data: Vec<KeyView> = records.iter().map(KeyView::from).collect();
     Ok(Json(json!({ "object": "list", "data": data })))
 }
 
-pub async fn revoke(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<KeyView>> {
-    let record = state.db.revoke_key(&id).await.map_err(|e| ApiError::internal(&e))?;
-    let record = record.ok_or_else(|| ApiError::not_found("key_not_found", format!("No key has the id `{id}`.")))?;
+pub async fn revoke(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<KeyView>> {
+    let record = state
+        .db
+        .revoke_key(&id)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    let record = record.ok_or_else(|| {
+        ApiError::not_found("key_not_found", format!("No key has the id `{id}`."))
+    })?;
     if let Some(key) = ApiKey::from_record(&record) {
         state.keys.insert(key);
     }

@@ -19,25 +19,45 @@ pub async fn healthz() -> Json<serde_json::Value> {
 /// before the keys were first loaded or once shutdown has begun.
 pub async fn readyz(State(state): State<AppState>) -> Response {
     if state.shutdown.is_cancelled() {
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "shutting_down" }))).into_response();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "shutting_down" })),
+        )
+            .into_response();
     }
     let Some(staleness) = state.keys.staleness_ms() else {
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "starting" }))).into_response();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "starting" })),
+        )
+            .into_response();
     };
     let mut degraded = serde_json::Map::new();
     if staleness > STALE_KEYS_MS {
         degraded.insert(
             "database".into(),
-            json!(format!("unreachable; keys served from the cache loaded {}s ago", staleness / 1000)),
+            json!(format!(
+                "unreachable; keys served from the cache loaded {}s ago",
+                staleness / 1000
+            )),
         );
     }
     if state.config.zhipu.api_keys.is_empty() {
         degraded.insert("upstream".into(), json!("no Zhipu API key configured"));
     }
-    let status = if degraded.is_empty() { "ready" } else { "degraded" };
-    Json(json!({ "status": status, "database": state.db.backend(), "degraded": degraded })).into_response()
+    let status = if degraded.is_empty() {
+        "ready"
+    } else {
+        "degraded"
+    };
+    Json(json!({ "status": status, "database": state.db.backend(), "degraded": degraded }))
+        .into_response()
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
 }

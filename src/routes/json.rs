@@ -21,7 +21,9 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(request, state).await.map_err(body_error)?;
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(body_error)?;
         parse(&bytes).map(Self)
     }
 }
@@ -49,15 +51,22 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         }
     })?;
     deserializer.end().map_err(|e| {
-        ApiError::invalid_request(format!("We could not parse the JSON body of your request ({e}).")).code("invalid_json")
+        ApiError::invalid_request(format!(
+            "We could not parse the JSON body of your request ({e})."
+        ))
+        .code("invalid_json")
     })?;
     Ok(value)
 }
 
 fn body_error(rejection: BytesRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", "The request body is too large.")
-            .code("request_too_large")
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            "The request body is too large.",
+        )
+        .code("request_too_large")
     } else {
         ApiError::invalid_request(format!("The request body could not be read: {rejection}"))
     }

@@ -70,8 +70,10 @@ async fn observe(mut request: Request, next: Next) -> Response {
         response.headers_mut().insert("x-request-id", value);
     }
     let status = response.status().as_u16().to_string();
-    metrics::counter!("glm_gateway_requests_total", "route" => route, "status" => status).increment(1);
-    metrics::histogram!("glm_gateway_request_duration_seconds", "route" => route).record(started.elapsed().as_secs_f64());
+    metrics::counter!("glm_gateway_requests_total", "route" => route, "status" => status)
+        .increment(1);
+    metrics::histogram!("glm_gateway_request_duration_seconds", "route" => route)
+        .record(started.elapsed().as_secs_f64());
     response
 }
 
@@ -88,7 +90,10 @@ fn route_label(path: &str) -> &'static str {
 }
 
 async fn not_found(method: Method, uri: Uri) -> ApiError {
-    ApiError::not_found("unknown_url", format!("Unknown request URL: {method} {}.", uri.path()))
+    ApiError::not_found(
+        "unknown_url",
+        format!("Unknown request URL: {method} {}.", uri.path()),
+    )
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {

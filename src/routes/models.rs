@@ -15,8 +15,14 @@ use crate::state::AppState;
 /// Models carry one fixed `created` (2024-01-01), since Zhipu publishes none.
 const CREATED: i64 = 1_704_067_200;
 
-pub async fn list_models(State(state): State<AppState>, Extension(key): Extension<Arc<ApiKey>>) -> Json<Value> {
-    let data: Vec<Value> = visible_models(&state, &key).into_iter().map(model_object).collect();
+pub async fn list_models(
+    State(state): State<AppState>,
+    Extension(key): Extension<Arc<ApiKey>>,
+) -> Json<Value> {
+    let data: Vec<Value> = visible_models(&state, &key)
+        .into_iter()
+        .map(model_object)
+        .collect();
     Json(json!({ "object": "list", "data": data }))
 }
 

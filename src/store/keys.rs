@@ -45,7 +45,10 @@ macro_rules! key_columns {
 impl Db {
     pub async fn insert_key(&self, key: &NewKey) -> Result<KeyRecord, sqlx::Error> {
         let now = Utc::now();
-        let models = key.models.as_ref().map(|m| serde_json::Value::from(m.clone()).to_string());
+        let models = key
+            .models
+            .as_ref()
+            .map(|m| serde_json::Value::from(m.clone()).to_string());
         match self {
             Self::Postgres(pool) => {
                 let sql = concat!(
@@ -93,7 +96,11 @@ impl Db {
 
     /// Every key, revoked ones included, oldest first.
     pub async fn list_keys(&self) -> Result<Vec<KeyRecord>, sqlx::Error> {
-        let sql = concat!("SELECT ", key_columns!(), " FROM api_keys ORDER BY created_at, id");
+        let sql = concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM api_keys ORDER BY created_at, id"
+        );
         match self {
             Self::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await,
             Self::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await,
@@ -110,7 +117,11 @@ impl Db {
                     "WHERE id = $1 RETURNING ",
                     key_columns!()
                 );
-                sqlx::query_as(sql).bind(id).bind(now).fetch_optional(pool).await
+                sqlx::query_as(sql)
+                    .bind(id)
+                    .bind(now)
+                    .fetch_optional(pool)
+                    .await
             }
             Self::Sqlite(pool) => {
                 let sql = concat!(
@@ -118,7 +129,11 @@ impl Db {
                     "WHERE id = ?1 RETURNING ",
                     key_columns!()
                 );
-                sqlx::query_as(sql).bind(id).bind(now).fetch_optional(pool).await
+                sqlx::query_as(sql)
+                    .bind(id)
+                    .bind(now)
+                    .fetch_optional(pool)
+                    .await
             }
         }
     }

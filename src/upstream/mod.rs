@@ -47,7 +47,11 @@ impl ZhipuClient {
         Ok(Self {
             http,
             base_url: config.base_url.clone(),
-            credentials: config.api_keys.iter().map(|key| Credential::new(key, config.auth)).collect(),
+            credentials: config
+                .api_keys
+                .iter()
+                .map(|key| Credential::new(key, config.auth))
+                .collect(),
             next_credential: AtomicUsize::new(0),
             first_byte_timeout: config.first_byte_timeout,
             total_timeout: config.total_timeout,
@@ -58,7 +62,10 @@ impl ZhipuClient {
     /// status is 200; any other status becomes the mapped OpenAI error.
     pub async fn post(&self, path: &str, body: Vec<u8>) -> ApiResult<UpstreamResponse> {
         let deadline = Instant::now() + self.total_timeout;
-        let authorization = self.credential()?.authorization(chrono::Utc::now().timestamp_millis()).map_err(|e| ApiError::internal(&e))?;
+        let authorization = self
+            .credential()?
+            .authorization(chrono::Utc::now().timestamp_millis())
+            .map_err(|e| ApiError::internal(&e))?;
         let request = self
             .http
             .post(format!("{}{path}", self.base_url))
@@ -66,11 +73,18 @@ impl ZhipuClient {
             .header(CONTENT_TYPE, "application/json")
             .body(body)
             .send();
-        let response = match tokio::time::timeout(self.first_byte_timeout.min(self.total_timeout), request).await {
-            Err(_) => return Err(ApiError::upstream_timeout("The upstream did not start answering in time.")),
-            Ok(Err(error)) => return Err(transport_error(&error)),
-            Ok(Ok(response)) => response,
-        };
+        let response =
+            match tokio::time::timeout(self.first_byte_timeout.min(self.total_timeout), request)
+                .await
+            {
+                Err(_) => {
+                    return Err(ApiError::upstream_timeout(
+                        "The upstream did not start answering in time.",
+                    ))
+                }
+                Ok(Err(error)) => return Err(transport_error(&error)),
+                Ok(Ok(response)) => response,
+            };
         if response.status() == reqwest::StatusCode::OK {
             return Ok(UpstreamResponse { response, deadline });
         }
@@ -82,7 +96,10 @@ impl ZhipuClient {
     /// Round-robin over the configured keys.
     fn credential(&self) -> ApiResult<&Credential> {
         if self.credentials.is_empty() {
-            return Err(ApiError::bad_gateway("upstream_not_configured", "The gateway has no Zhipu API key configured."));
+            return Err(ApiError::bad_gateway(
+                "upstream_not_configured",
+                "The gateway has no Zhipu API key configured.",
+            ));
         }
         let index = self.next_credential.fetch_add(1, Ordering::Relaxed) % self.credentials.len();
         Ok(&self.credentials[index])
@@ -90,10 +107,28 @@ impl ZhipuClient {
 }
 
 impl UpstreamResponse {
+    /// Passes an SSE answer on; a 200 with any other body is Zhipu reporting an error in a
+    /// plain JSON body (it does so even for `stream: true`), which becomes an HTTP error.
+    pub async fn expect_event_stream(self) -> ApiResult<Self> {
+        let content_type = self
+            .response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if content_type.starts_with("text/event-stream") {
+            return Ok(self);
+        }
+        let body = read_capped(self.response, self.deadline, MAX_ERROR_BODY).await;
+        Err(map_zhipu_error(200, &body))
+    }
+
     /// Reads a whole (non-stream) body before the deadline.
     pub async fn bytes(self) -> ApiResult<Bytes> {
         match tokio::time::timeout_at(self.deadline, self.response.bytes()).await {
-            Err(_) => Err(ApiError::upstream_timeout("The upstream did not finish its answer in time.")),
+            Err(_) => Err(ApiError::upstream_timeout(
+                "The upstream did not finish its answer in time.",
+            )),
             Ok(Err(error)) => Err(transport_error(&error)),
             Ok(Ok(bytes)) => Ok(bytes),
         }
@@ -106,7 +141,9 @@ async fn read_capped(response: reqwest::Response, deadline: Instant, cap: usize)
     let mut body = Vec::new();
     while body.len() < cap {
         match tokio::time::timeout_at(deadline, stream.next()).await {
-            Ok(Some(Ok(chunk))) => body.extend_from_slice(&chunk[..chunk.len().min(cap - body.len())]),
+            Ok(Some(Ok(chunk))) => {
+                body.extend_from_slice(&chunk[..chunk.len().min(cap - body.len())])
+            }
             _ => break,
         }
     }
@@ -118,7 +155,10 @@ pub fn transport_error(error: &reqwest::Error) -> ApiError {
     if error.is_timeout() {
         ApiError::upstream_timeout("The upstream did not answer in time.")
     } else if error.is_connect() {
-        ApiError::bad_gateway("upstream_unreachable", "The gateway could not connect to the upstream.")
+        ApiError::bad_gateway(
+            "upstream_unreachable",
+            "The gateway could not connect to the upstream.",
+        )
     } else {
         ApiError::bad_gateway("upstream_error", "The connection to the upstream failed.")
     }

@@ -58,7 +58,10 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
     let emulator_addr = listener.local_addr().unwrap();
     let emulator = emulator::spawn(
         listener,
-        EmulatorConfig { api_keys: vec![UPSTREAM_KEY.into()], chunk_delay: Duration::from_millis(5) },
+        EmulatorConfig {
+            api_keys: vec![UPSTREAM_KEY.into()],
+            chunk_delay: Duration::from_millis(5),
+        },
     );
     let env = |name: &str| match name {
         "GLM_GATEWAY_LISTEN" => Some("127.0.0.1:0".to_owned()),
@@ -67,7 +70,11 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
         "ZHIPUAI_BASE_URL" => Some(format!("http://{emulator_addr}/api/paas/v4")),
         _ => None,
     };
-    let mut config = Config::from_toml("[models]\n\"gpt-4*\" = \"glm-4.7\"\n\"gpt-4o*\" = \"glm-4.6v\"\n\"old-glm\" = \"glm-4\"\n", &env).unwrap();
+    let mut config = Config::from_toml(
+        "[models]\n\"gpt-4*\" = \"glm-4.7\"\n\"gpt-4o*\" = \"glm-4.6v\"\n\"old-glm\" = \"glm-4\"\n",
+        &env,
+    )
+    .unwrap();
     config.database_url = match backend {
         Backend::Postgres => fresh_postgres_database().await,
         Backend::Sqlite => format!("sqlite://{}", folder.path().join("test.db").display()),
@@ -78,16 +85,30 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
     let db = app.state().db.clone();
     let stop = CancellationToken::new();
     let server = tokio::spawn(app.run_until(stop.clone().cancelled_owned()));
-    TestApp { base, http: reqwest::Client::new(), emulator, db, stop, server, _folder: folder }
+    TestApp {
+        base,
+        http: reqwest::Client::new(),
+        emulator,
+        db,
+        stop,
+        server,
+        _folder: folder,
+    }
 }
 
 /// A new, empty database on the test Postgres (`TEST_DATABASE_URL`, default the local server).
 async fn fresh_postgres_database() -> String {
-    let server = std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let server = std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
     let server = server.trim_end_matches('/').to_owned();
     let name = format!("glm_test_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres")).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
+    let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres"))
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
     format!("{server}/{name}")
 }
 
@@ -98,18 +119,35 @@ impl TestApp {
 
     /// Creates a key through the admin API; returns the whole answer (with `key` and `id`).
     pub async fn create_key(&self, body: Value) -> Value {
-        let response = self.http.post(self.url("/admin/keys")).bearer_auth(ADMIN_TOKEN).json(&body).send().await.unwrap();
+        let response = self
+            .http
+            .post(self.url("/admin/keys"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 201, "key creation failed");
         response.json().await.unwrap()
     }
 
     /// A key for team `test` that may use every model.
     pub async fn key(&self) -> String {
-        self.create_key(json!({"name": "test", "team": "test"})).await["key"].as_str().unwrap().to_owned()
+        self.create_key(json!({"name": "test", "team": "test"}))
+            .await["key"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     pub async fn chat(&self, key: &str, body: Value) -> reqwest::Response {
-        self.http.post(self.url("/v1/chat/completions")).bearer_auth(key).json(&body).send().await.unwrap()
+        self.http
+            .post(self.url("/v1/chat/completions"))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// Begins a graceful shutdown and waits for the server to finish.
@@ -140,7 +178,10 @@ pub fn sse_payloads(body: &str) -> Vec<String> {
     body.split("\n\n")
         .filter(|event| !event.is_empty())
         .map(|event| {
-            assert!(event.starts_with("data: ") && !event.contains('\n'), "not a single data line: {event:?}");
+            assert!(
+                event.starts_with("data: ") && !event.contains('\n'),
+                "not a single data line: {event:?}"
+            );
             event["data: ".len()..].to_owned()
         })
         .collect()

@@ -1,6 +1,8 @@
 //! Integration tests: the real gateway over real HTTP, on Postgres and on SQLite, in front of
 //! the GLM emulator, which checks the JWT and rejects what Zhipu rejects.
 
+#![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+
 mod helpers;
 
 mod auth;

@@ -9,13 +9,29 @@ use crate::on_both_backends;
 
 async fn health_readiness_and_metrics_answer(backend: Backend) {
     let app = spawn_app(backend).await;
-    let health: Value = app.http.get(app.url("/healthz")).send().await.unwrap().json().await.unwrap();
+    let health: Value = app
+        .http
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health["status"], "ok");
     let response = app.http.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let ready: Value = response.json().await.unwrap();
     assert_eq!(ready["status"], "ready", "{ready}");
-    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("glm_gateway_requests_total"), "{metrics}");
     app.shutdown().await;
 }
@@ -24,8 +40,17 @@ async fn every_response_has_its_own_request_id(backend: Backend) {
     let app = spawn_app(backend).await;
     let mut seen = HashSet::new();
     for path in ["/healthz", "/v1/models", "/nope", "/healthz"] {
-        let response = app.http.get(app.url(path)).header("x-request-id", "client-chosen").send().await.unwrap();
-        let id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+        let response = app
+            .http
+            .get(app.url(path))
+            .header("x-request-id", "client-chosen")
+            .send()
+            .await
+            .unwrap();
+        let id = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         assert_ne!(id, "client-chosen");
         assert!(seen.insert(id));
     }
@@ -34,7 +59,13 @@ async fn every_response_has_its_own_request_id(backend: Backend) {
 
 async fn without_an_admin_token_the_admin_api_refuses_everyone(backend: Backend) {
     let app = spawn_app_with(backend, |config| config.admin_token = None).await;
-    let response = app.http.get(app.url("/admin/keys")).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+    let response = app
+        .http
+        .get(app.url("/admin/keys"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 401);
     error_of(response).await;
     app.shutdown().await;

@@ -36,7 +36,12 @@ class Process:
         raise RuntimeError(f"{args[0]} exited early: {self.proc.stderr.read()}")
 
     def line_after(self, label):
+        """The rest of the first output line that starts with `label`, reading on as needed."""
         for line in self.lines:
+            if line.strip().startswith(label):
+                return line.split(label, 1)[1].strip()
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
             if line.strip().startswith(label):
                 return line.split(label, 1)[1].strip()
         raise KeyError(label)
