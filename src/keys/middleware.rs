@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
+use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -16,18 +17,7 @@ pub async fn require_api_key(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let presented = request
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| {
-            value
-                .strip_prefix("Bearer ")
-                .or_else(|| value.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .filter(|value| !value.is_empty());
-    let Some(presented) = presented else {
+    let Some(presented) = bearer_token(request.headers()) else {
         return ApiError::unauthorized(
             "missing_api_key",
             "You didn't provide an API key. Send it as `Authorization: Bearer <key>`.",
@@ -41,4 +31,13 @@ pub async fn require_api_key(
         }
         Err(error) => error.into_response(),
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` header, if there is a non-empty one.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))?;
+    Some(token.trim()).filter(|token| !token.is_empty())
 }

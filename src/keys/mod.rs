@@ -13,7 +13,7 @@ mod cache;
 mod middleware;
 
 pub use cache::KeyCache;
-pub use middleware::require_api_key;
+pub use middleware::{bearer_token, require_api_key};
 
 const PREFIX: &str = "sk-glm-";
 const ID_LEN: usize = 12;

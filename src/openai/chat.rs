@@ -90,23 +90,6 @@ const DROPPED: &[&str] = &[
     "prompt_cache_key",
 ];
 
-impl ChatCompletionRequest {
-    /// Parses a request body; a malformed one is a 400 whose `param` is the path of the field
-    /// that failed (`temperature`, `messages[2].role`…).
-    pub fn from_slice(body: &[u8]) -> ApiResult<Self> {
-        let de = &mut serde_json::Deserializer::from_slice(body);
-        serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            let error = ApiError::invalid_request(format!("invalid request body: {}", e.inner()));
-            if path == "." {
-                error
-            } else {
-                error.param(path)
-            }
-        })
-    }
-}
-
 /// `upstream_model` is the already-resolved GLM model name; `request_id` is the gateway's id for
 /// this upstream attempt (always sent as Zhipu's `request_id`, overriding a client one, so
 /// retries never reuse an id).

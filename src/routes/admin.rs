@@ -2,7 +2,6 @@
 //! configured token every admin request is refused.
 
 use axum::extract::{Path, Request, State};
-use axum::http::header::AUTHORIZATION;
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -13,7 +12,7 @@ use subtle::ConstantTimeEq;
 use super::json::OpenAiJson;
 use crate::error::{ApiError, ApiResult};
 use crate::keys::admin::{create_key, CreateKey, KeyView};
-use crate::keys::ApiKey;
+use crate::keys::{bearer_token, ApiKey};
 use crate::state::AppState;
 
 pub async fn require_admin(
@@ -21,14 +20,9 @@ pub async fn require_admin(
     request: Request,
     next: Next,
 ) -> Response {
-    let presented = request
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
-    let allowed = match (&state.config.admin_token, presented) {
+    let allowed = match (&state.config.admin_token, bearer_token(request.headers())) {
         (Some(token), Some(presented)) => {
-            bool::from(token.expose().as_bytes().ct_eq(presented.trim().as_bytes()))
+            bool::from(token.expose().as_bytes().ct_eq(presented.as_bytes()))
         }
         _ => false,
     };

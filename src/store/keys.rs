@@ -44,97 +44,56 @@ macro_rules! key_columns {
 
 impl Db {
     pub async fn insert_key(&self, key: &NewKey) -> Result<KeyRecord, sqlx::Error> {
+        const SQL: &str = concat!(
+            "INSERT INTO api_keys (id, name, team, secret_hash, models, rpm, tpm, token_budget, ",
+            "expires_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) ",
+            "RETURNING ",
+            key_columns!()
+        );
         let now = Utc::now();
         let models = key
             .models
             .as_ref()
             .map(|m| serde_json::Value::from(m.clone()).to_string());
-        match self {
-            Self::Postgres(pool) => {
-                let sql = concat!(
-                    "INSERT INTO api_keys (id, name, team, secret_hash, models, rpm, tpm, token_budget, ",
-                    "expires_at, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$10) RETURNING ",
-                    key_columns!()
-                );
-                sqlx::query_as(sql)
-                    .bind(&key.id)
-                    .bind(&key.name)
-                    .bind(&key.team)
-                    .bind(&key.secret_hash)
-                    .bind(models)
-                    .bind(key.rpm)
-                    .bind(key.tpm)
-                    .bind(key.token_budget)
-                    .bind(key.expires_at)
-                    .bind(now)
-                    .fetch_one(pool)
-                    .await
-            }
-            Self::Sqlite(pool) => {
-                let sql = concat!(
-                    "INSERT INTO api_keys (id, name, team, secret_hash, models, rpm, tpm, token_budget, ",
-                    "expires_at, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?) RETURNING ",
-                    key_columns!()
-                );
-                sqlx::query_as(sql)
-                    .bind(&key.id)
-                    .bind(&key.name)
-                    .bind(&key.team)
-                    .bind(&key.secret_hash)
-                    .bind(models)
-                    .bind(key.rpm)
-                    .bind(key.tpm)
-                    .bind(key.token_budget)
-                    .bind(key.expires_at)
-                    .bind(now)
-                    .bind(now)
-                    .fetch_one(pool)
-                    .await
-            }
-        }
+        on_pool!(self, |pool| {
+            sqlx::query_as(SQL)
+                .bind(&key.id)
+                .bind(&key.name)
+                .bind(&key.team)
+                .bind(&key.secret_hash)
+                .bind(&models)
+                .bind(key.rpm)
+                .bind(key.tpm)
+                .bind(key.token_budget)
+                .bind(key.expires_at)
+                .bind(now)
+                .fetch_one(pool)
+                .await
+        })
     }
 
     /// Every key, revoked ones included, oldest first.
     pub async fn list_keys(&self) -> Result<Vec<KeyRecord>, sqlx::Error> {
-        let sql = concat!(
+        const SQL: &str = concat!(
             "SELECT ",
             key_columns!(),
             " FROM api_keys ORDER BY created_at, id"
         );
-        match self {
-            Self::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await,
-            Self::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await,
-        }
+        on_pool!(self, |pool| sqlx::query_as(SQL).fetch_all(pool).await)
     }
 
     /// Marks a key revoked (keeping the first revocation time); `None` when no such key.
     pub async fn revoke_key(&self, id: &str) -> Result<Option<KeyRecord>, sqlx::Error> {
+        const SQL: &str = concat!(
+            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2), updated_at = $2 ",
+            "WHERE id = $1 RETURNING ",
+            key_columns!()
+        );
         let now = Utc::now();
-        match self {
-            Self::Postgres(pool) => {
-                let sql = concat!(
-                    "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2), updated_at = $2 ",
-                    "WHERE id = $1 RETURNING ",
-                    key_columns!()
-                );
-                sqlx::query_as(sql)
-                    .bind(id)
-                    .bind(now)
-                    .fetch_optional(pool)
-                    .await
-            }
-            Self::Sqlite(pool) => {
-                let sql = concat!(
-                    "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?2), updated_at = ?2 ",
-                    "WHERE id = ?1 RETURNING ",
-                    key_columns!()
-                );
-                sqlx::query_as(sql)
-                    .bind(id)
-                    .bind(now)
-                    .fetch_optional(pool)
-                    .await
-            }
-        }
+        on_pool!(self, |pool| sqlx::query_as(SQL)
+            .bind(id)
+            .bind(now)
+            .fetch_optional(pool)
+            .await)
     }
 }

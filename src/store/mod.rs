@@ -8,6 +8,17 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
+/// Runs the same statement on whichever pool `db` holds. Statements use `$1`-style
+/// parameters, which SQLite reads as numbered parameters too, so one text serves both.
+macro_rules! on_pool {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            $crate::store::Db::Postgres($pool) => $body,
+            $crate::store::Db::Sqlite($pool) => $body,
+        }
+    };
+}
+
 mod keys;
 
 pub use keys::{KeyRecord, NewKey};

@@ -1,13 +1,14 @@
 use serde_json::json;
 
 use super::*;
+use crate::routes::json::parse;
 
 fn request(extra: Value) -> ChatCompletionRequest {
     let mut body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]});
     if let (Some(body), Value::Object(extra)) = (body.as_object_mut(), extra) {
         body.extend(extra);
     }
-    ChatCompletionRequest::from_slice(body.to_string().as_bytes()).expect("parses")
+    parse::<ChatCompletionRequest>(body.to_string().as_bytes()).expect("parses")
 }
 
 fn glm(extra: Value, model: &str) -> ApiResult<GlmChatRequest> {
@@ -224,25 +225,25 @@ fn wrong_types_are_400_naming_the_field() {
         ),
     ] {
         let e =
-            ChatCompletionRequest::from_slice(body.to_string().as_bytes()).expect_err("wrong type");
+            parse::<ChatCompletionRequest>(body.to_string().as_bytes()).expect_err("wrong type");
         assert_eq!(e.status.as_u16(), 400);
         assert_eq!(e.param.as_deref(), Some(param), "{}", e.message);
         assert!(
-            e.message.starts_with("invalid request body: "),
+            e.message.starts_with("Invalid request body: "),
             "{}",
             e.message
         );
     }
     let body = br#"{"model": "m", "messages": [], "stop": 5}"#;
-    let e = ChatCompletionRequest::from_slice(body).expect_err("wrong type");
+    let e = parse::<ChatCompletionRequest>(body).expect_err("wrong type");
     assert!(
         e.message.contains("a string or an array of strings"),
         "{}",
         e.message
     );
-    let e = ChatCompletionRequest::from_slice(b"{\"messages\": []}").expect_err("no model");
+    let e = parse::<ChatCompletionRequest>(b"{\"messages\": []}").expect_err("no model");
     assert_eq!(e.status.as_u16(), 400);
-    let e = ChatCompletionRequest::from_slice(b"not json").expect_err("garbage");
+    let e = parse::<ChatCompletionRequest>(b"not json").expect_err("garbage");
     assert_eq!(e.status.as_u16(), 400);
 }
 
