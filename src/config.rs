@@ -70,6 +70,42 @@ pub struct Config {
     /// GLM models listed by `/v1/models` besides the aliases.
     pub catalogue: Vec<String>,
     pub server: ServerConfig,
+    pub usage: UsageConfig,
+    /// Price entries from the file, on top of the built-in ones.
+    pub prices: Vec<PriceEntry>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UsageConfig {
+    /// Without the ledger no usage is recorded (for measuring its cost; never in production).
+    pub enabled: bool,
+    /// The local append-only journal that rows pass through on their way to the database.
+    pub journal_dir: PathBuf,
+    /// The writer inserts this many rows at once, or fewer after `flush_interval`.
+    pub batch_size: usize,
+    pub flush_interval: Duration,
+    /// Days of `usage_events` kept; older days are rolled up into `usage_rollups` and dropped.
+    /// `None` keeps everything.
+    pub retention_days: Option<u32>,
+    /// Store prompt and completion text in each row (off: rows carry counts only).
+    pub store_content: bool,
+    /// How long a stream is still read after its client left, to learn the usage.
+    pub drain_timeout: Duration,
+}
+
+/// One price, in CNY, effective from `since` (UTC) until a later entry for the same model.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceEntry {
+    /// A GLM model name, or a `prefix*` pattern.
+    pub model: String,
+    #[serde(default)]
+    pub prompt_per_1k: f64,
+    #[serde(default)]
+    pub completion_per_1k: f64,
+    #[serde(default)]
+    pub per_image: f64,
+    pub since: chrono::NaiveDate,
 }
 
 #[derive(Debug, Clone)]
@@ -114,6 +150,22 @@ struct FileConfig {
     models: BTreeMap<String, String>,
     #[serde(default)]
     server: FileServer,
+    #[serde(default)]
+    usage: FileUsage,
+    #[serde(default)]
+    prices: Vec<PriceEntry>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileUsage {
+    enabled: Option<bool>,
+    journal_dir: Option<PathBuf>,
+    batch_size: Option<usize>,
+    flush_interval_ms: Option<u64>,
+    retention_days: Option<u32>,
+    store_content: Option<bool>,
+    drain_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -226,6 +278,8 @@ impl Config {
                     file.server.key_refresh_ms.unwrap_or(500),
                 )?),
             },
+            usage: usage_config(file.usage, env)?,
+            prices: validate_prices(file.prices)?,
         })
     }
 }
@@ -299,6 +353,49 @@ fn zhipu_config(
             file.total_timeout_secs.unwrap_or(900),
         )?),
     })
+}
+
+fn usage_config(
+    file: FileUsage,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<UsageConfig, ConfigError> {
+    let journal_dir = env("GLM_GATEWAY_JOURNAL_DIR")
+        .map(PathBuf::from)
+        .or(file.journal_dir)
+        .unwrap_or_else(|| PathBuf::from("glm-gateway-journal"));
+    Ok(UsageConfig {
+        enabled: file.enabled.unwrap_or(true),
+        journal_dir,
+        batch_size: positive("usage.batch_size", file.batch_size.unwrap_or(500))?,
+        flush_interval: Duration::from_millis(positive(
+            "usage.flush_interval_ms",
+            file.flush_interval_ms.unwrap_or(200),
+        )?),
+        retention_days: match file.retention_days {
+            Some(0) => None,
+            Some(days) => Some(days),
+            None => Some(180),
+        },
+        store_content: file.store_content.unwrap_or(false),
+        drain_timeout: Duration::from_secs(file.drain_timeout_secs.unwrap_or(30)),
+    })
+}
+
+fn validate_prices(prices: Vec<PriceEntry>) -> Result<Vec<PriceEntry>, ConfigError> {
+    for price in &prices {
+        let amounts = [
+            price.prompt_per_1k,
+            price.completion_per_1k,
+            price.per_image,
+        ];
+        if price.model.is_empty() || amounts.iter().any(|a| !a.is_finite() || *a < 0.0) {
+            return Err(ConfigError::new(
+                format!("prices ({})", price.model),
+                "needs a model name and non-negative amounts",
+            ));
+        }
+    }
+    Ok(prices)
 }
 
 fn positive<T: PartialOrd + Default>(setting: &str, value: T) -> Result<T, ConfigError> {
