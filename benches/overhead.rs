@@ -1,6 +1,6 @@
 //! What the gateway adds to a request: the same chat request sent straight to the GLM emulator
-//! and through the gateway (auth, translation, upstream signing, all on), over one keep-alive
-//! connection, then the throughput of many connections at once.
+//! and through the gateway (auth, translation, upstream signing), with the usage ledger off and
+//! on, over one keep-alive connection; then the throughput of many connections at once.
 //!
 //! `cargo bench --bench overhead` (SQLite), or with `BENCH_DATABASE_URL=postgres://…`.
 //! `BENCH_REQUESTS` (default 5000) and `BENCH_CONCURRENCY` (default 64) tune it.
@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use glm_gateway::app::{App, BuildOptions};
 use glm_gateway::config::Config;
 use glm_gateway::emulator::{self, EmulatorConfig};
+use glm_gateway::keys::admin::{create_key, CreateKey};
 use serde_json::json;
 
 const UPSTREAM_KEY: &str = "bench.bench-secret-0123456789";
@@ -31,25 +32,20 @@ async fn main() -> anyhow::Result<()> {
 
     let database_url = std::env::var("BENCH_DATABASE_URL")
         .unwrap_or_else(|_| format!("sqlite://{}", folder.path().join("bench.db").display()));
-    let env = |name: &str| match name {
-        "GLM_GATEWAY_LISTEN" => Some("127.0.0.1:0".to_owned()),
-        "ZHIPUAI_API_KEY" => Some(UPSTREAM_KEY.to_owned()),
-        "ZHIPUAI_BASE_URL" => Some(upstream.clone()),
-        "DATABASE_URL" => Some(database_url.clone()),
-        _ => None,
-    };
-    let app = App::build(Config::from_toml("", &env)?, BuildOptions::default()).await?;
-    let gateway = format!("http://{}/v1", app.local_addr());
-    let request = glm_gateway::keys::admin::CreateKey {
-        name: "bench".into(),
-        team: "bench".into(),
-        ..Default::default()
-    };
-    let (created, key) = glm_gateway::keys::admin::create_key(&app.state().db, request)
-        .await
-        .map_err(|e| anyhow::anyhow!(e.message))?;
-    app.state().keys.insert(key);
-    tokio::spawn(app.run_until(std::future::pending()));
+    let with_ledger = start_gateway(
+        &upstream,
+        &database_url,
+        folder.path().join("journal"),
+        true,
+    )
+    .await?;
+    let without_ledger = start_gateway(
+        &upstream,
+        &database_url,
+        folder.path().join("journal-off"),
+        false,
+    )
+    .await?;
 
     let body = json!({"model": "glm-4.7", "messages": [{"role": "user", "content": "Say hello"}], "temperature": 0.5});
     let direct = Target {
@@ -57,32 +53,74 @@ async fn main() -> anyhow::Result<()> {
         key: UPSTREAM_KEY.into(),
         body: body.clone(),
     };
-    let proxied = Target {
-        url: format!("{gateway}/chat/completions"),
-        key: created.key,
+    let ledger_on = Target {
+        url: with_ledger.0,
+        key: with_ledger.1,
+        body: body.clone(),
+    };
+    let ledger_off = Target {
+        url: without_ledger.0,
+        key: without_ledger.1,
         body,
     };
 
     println!("database: {database_url}");
-    println!("one connection, {requests} sequential requests (after 500 warm-up):");
+    println!("one connection, {requests} sequential requests each (after 500 warm-up):");
     let direct_latencies = direct.sequential(requests).await?;
-    let proxied_latencies = proxied.sequential(requests).await?;
-    report("  straight to the emulator", &direct_latencies);
-    report("  through the gateway     ", &proxied_latencies);
-    let p50 =
-        percentile(&proxied_latencies, 0.50).saturating_sub(percentile(&direct_latencies, 0.50));
-    let p99 =
-        percentile(&proxied_latencies, 0.99).saturating_sub(percentile(&direct_latencies, 0.99));
-    println!(
-        "  added by the gateway: p50 {:.3} ms, p99 {:.3} ms",
-        ms(p50),
-        ms(p99)
-    );
+    let off_latencies = ledger_off.sequential(requests).await?;
+    let on_latencies = ledger_on.sequential(requests).await?;
+    report("  straight to the emulator        ", &direct_latencies);
+    report("  through the gateway, ledger off ", &off_latencies);
+    report("  through the gateway, ledger on  ", &on_latencies);
+    for (label, latencies) in [
+        ("ledger off", &off_latencies),
+        ("ledger on ", &on_latencies),
+    ] {
+        let p50 = percentile(latencies, 0.50).saturating_sub(percentile(&direct_latencies, 0.50));
+        let p99 = percentile(latencies, 0.99).saturating_sub(percentile(&direct_latencies, 0.99));
+        println!(
+            "  added by the gateway, {label}: p50 {:.3} ms, p99 {:.3} ms",
+            ms(p50),
+            ms(p99)
+        );
+    }
 
     println!("{concurrency} connections, {} requests:", requests * 4);
-    let (rate, failures) = proxied.concurrent(requests * 4, concurrency).await?;
-    println!("  through the gateway: {rate:.0} req/s ({failures} failed)");
+    let (rate, failures) = ledger_on.concurrent(requests * 4, concurrency).await?;
+    println!("  through the gateway, ledger on: {rate:.0} req/s ({failures} failed)");
     Ok(())
+}
+
+/// A gateway on its own port; returns its chat URL and a key for it.
+async fn start_gateway(
+    upstream: &str,
+    database_url: &str,
+    journal_dir: std::path::PathBuf,
+    ledger: bool,
+) -> anyhow::Result<(String, String)> {
+    let env = |name: &str| match name {
+        "GLM_GATEWAY_LISTEN" => Some("127.0.0.1:0".to_owned()),
+        "ZHIPUAI_API_KEY" => Some(UPSTREAM_KEY.to_owned()),
+        "ZHIPUAI_BASE_URL" => Some(upstream.to_owned()),
+        "DATABASE_URL" => Some(database_url.to_owned()),
+        _ => None,
+    };
+    let mut config = Config::from_toml("", &env)?;
+    config.usage.journal_dir = journal_dir;
+    config.usage.enabled = ledger;
+    let app = App::build(config, BuildOptions::default()).await?;
+    let url = format!("http://{}/v1/chat/completions", app.local_addr());
+    let request = CreateKey {
+        name: "bench".into(),
+        team: "bench".into(),
+        ..Default::default()
+    };
+    let (created, key) = create_key(&app.state().db, request)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    app.state().keys.insert(key);
+    tokio::spawn(app.run_until(std::future::pending()));
+    Ok((url, created.key))
 }
 
 struct Target {

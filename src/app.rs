@@ -17,10 +17,13 @@ use crate::state::AppState;
 use crate::store::Db;
 use crate::telemetry::metrics_handle;
 use crate::upstream::ZhipuClient;
+use crate::usage::{maintenance, run_writer, Journal, Ledger, PriceTable, WriterSettings};
 
 pub struct App {
     listener: TcpListener,
     state: AppState,
+    /// The ledger writer; it outlives the server, to drain what the last requests recorded.
+    writer: Option<(tokio::task::JoinHandle<()>, CancellationToken)>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -50,6 +53,22 @@ impl App {
         let count = keys.reload(&db).await.context("cannot load the API keys")?;
         let zhipu =
             ZhipuClient::new(&config.zhipu).context("cannot build the upstream HTTP client")?;
+        let journal = match config.usage.enabled {
+            true => Some(Arc::new(
+                Journal::open(&config.usage.journal_dir).with_context(|| {
+                    format!(
+                        "cannot open the usage journal in {}",
+                        config.usage.journal_dir.display()
+                    )
+                })?,
+            )),
+            false => None,
+        };
+        let ledger = Ledger::new(
+            journal.clone(),
+            PriceTable::new(&config.prices),
+            config.usage.store_content,
+        );
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -58,6 +77,7 @@ impl App {
             db,
             keys,
             zhipu: Arc::new(zhipu),
+            ledger: Arc::new(ledger),
             tasks: TaskTracker::new(),
             shutdown: CancellationToken::new(),
             metrics: metrics_handle(),
@@ -68,8 +88,38 @@ impl App {
             state.shutdown.clone(),
             &state.tasks,
         );
+        // Today's partition must exist before the first row arrives, or rows would land in the
+        // default partition and block its creation.
+        let today = chrono::Utc::now().date_naive();
+        if let Err(error) = state
+            .db
+            .prepare_partitions(today - chrono::Days::new(1), today + chrono::Days::new(3))
+            .await
+        {
+            tracing::warn!(%error, "cannot prepare usage_events partitions");
+        }
+        maintenance::spawn(&state);
+        let writer = journal.map(|journal| {
+            let stop = CancellationToken::new();
+            let settings = WriterSettings {
+                batch_size: state.config.usage.batch_size,
+                flush_interval: state.config.usage.flush_interval,
+                drain_timeout: state.config.server.shutdown_grace,
+            };
+            let task = tokio::spawn(run_writer(
+                journal,
+                state.db.clone(),
+                settings,
+                stop.clone(),
+            ));
+            (task, stop)
+        });
         tracing::info!(keys = count, database = state.db.backend(), "gateway ready");
-        Ok(Self { listener, state })
+        Ok(Self {
+            listener,
+            state,
+            writer,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -88,7 +138,11 @@ impl App {
         self,
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let Self { listener, state } = self;
+        let Self {
+            listener,
+            state,
+            writer,
+        } = self;
         let shutdown = state.shutdown.clone();
         let grace = state.config.server.shutdown_grace;
         tokio::spawn({
@@ -115,6 +169,12 @@ impl App {
             .is_err()
         {
             tracing::warn!("background tasks still running at exit");
+        }
+        if let Some((task, stop)) = writer {
+            stop.cancel();
+            if task.await.is_err() {
+                tracing::error!("the ledger writer failed; unwritten rows stay in the journal");
+            }
         }
         state.db.close().await;
         Ok(())

@@ -13,7 +13,8 @@ use clap::{Parser, Subcommand};
 use crate::app::{shutdown_signal, App, BuildOptions};
 use crate::config::{Config, ConfigError};
 use crate::keys::admin::{create_key, CreateKey, KeyView};
-use crate::store::Db;
+use crate::routes::admin::parse_day;
+use crate::store::{Db, UsageGroup};
 
 mod demo;
 
@@ -51,6 +52,20 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Print a usage summary from the ledger.
+    Usage {
+        /// Group by team, key or model.
+        #[arg(long, default_value = "team")]
+        by: String,
+        /// First day (YYYY-MM-DD, UTC) to include.
+        #[arg(long)]
+        since: Option<String>,
+        /// Last day (YYYY-MM-DD, UTC) to include.
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
     /// Run only the built-in GLM emulator (an upstream for local tests).
     Emulator {
@@ -134,6 +149,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys { command } => keys(&config, command).await,
+        Command::Usage {
+            by,
+            since,
+            until,
+            json,
+        } => usage(&config, &by, since, until, json).await,
         Command::Emulator {
             listen,
             api_keys,
@@ -257,6 +278,61 @@ async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
             Some(_) => say(format_args!("revoked key {id}")),
             None => anyhow::bail!("no key has the id `{id}`"),
         },
+    }
+    db.close().await;
+    Ok(())
+}
+
+async fn usage(
+    config: &Config,
+    by: &str,
+    since: Option<String>,
+    until: Option<String>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let group: UsageGroup = by
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--by must be team, key or model"))?;
+    let since = parse_day("since", since.as_deref()).map_err(|e| anyhow::anyhow!(e.message))?;
+    let until = parse_day("until", until.as_deref()).map_err(|e| anyhow::anyhow!(e.message))?;
+    let db = open_db(config).await?;
+    let rows = db.usage_summary(group, since, until).await?;
+    if json {
+        say(format_args!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "data": rows }))?
+        ));
+    } else {
+        let rows = serde_json::to_value(&rows)?;
+        let label = match by {
+            "key" => "api_key_id",
+            "model" => "model",
+            _ => "team",
+        };
+        say(format_args!(
+            "{:<24} {:>10} {:>14} {:>14} {:>14} {:>14}",
+            label.to_uppercase(),
+            "REQUESTS",
+            "PROMPT",
+            "COMPLETION",
+            "TOTAL",
+            "COST (CNY)"
+        ));
+        for row in rows.as_array().into_iter().flatten() {
+            let number = |field: &str| row[field].as_i64().unwrap_or(0);
+            let cost = row["cost"]
+                .as_f64()
+                .map_or_else(|| "-".to_owned(), |c| format!("{c:.4}"));
+            say(format_args!(
+                "{:<24} {:>10} {:>14} {:>14} {:>14} {:>14}",
+                row[label].as_str().unwrap_or("-"),
+                number("requests"),
+                number("prompt_tokens"),
+                number("completion_tokens"),
+                number("total_tokens"),
+                cost
+            ));
+        }
     }
     db.close().await;
     Ok(())

@@ -23,22 +23,31 @@ use crate::upstream::UpstreamResponse;
 /// Frames waiting for a slow client; past this the upstream read waits too (TCP backpressure),
 /// which bounds a stream's memory.
 const CHANNEL_FRAMES: usize = 16;
-/// How long the upstream is still read after the client has gone, to learn the usage.
-const DRAIN_AFTER_DISCONNECT: Duration = Duration::from_secs(30);
 
 /// How a relayed stream ended, for the usage ledger.
 #[derive(Debug, Clone, Default)]
 pub struct StreamOutcome {
+    /// The upstream's `usage`, if it reported one.
     pub usage: Option<Value>,
+    /// Characters of answer streamed, for an estimate when no usage came.
     pub streamed_chars: usize,
     pub client_disconnected: bool,
+    /// The code of the error event the stream ended with, if it did.
+    pub error_code: Option<String>,
 }
 
-/// Starts relaying and returns the client's response at once; `on_end` runs in the relay
-/// task with the outcome when the upstream is done.
+pub struct RelayOptions {
+    pub include_usage: bool,
+    /// How long the upstream is still read after the client has gone, to learn the usage.
+    pub drain_timeout: Duration,
+}
+
+/// Starts relaying and returns the client's response at once. `on_end` runs in the relay task
+/// once the upstream is done, before the last frames are handed to the client, so that what the
+/// client sees complete is already recorded.
 pub fn relay_sse<F>(
     upstream: UpstreamResponse,
-    include_usage: bool,
+    options: RelayOptions,
     tasks: &TaskTracker,
     on_end: F,
 ) -> Response
@@ -46,10 +55,7 @@ where
     F: FnOnce(StreamOutcome) + Send + 'static,
 {
     let (frames, receiver) = mpsc::channel::<Bytes>(CHANNEL_FRAMES);
-    tasks.spawn(async move {
-        let outcome = pump(upstream, ChunkRewriter::new(include_usage), frames).await;
-        on_end(outcome);
-    });
+    tasks.spawn(pump(upstream, options, frames, on_end));
     let body = futures_util::stream::unfold(receiver, |mut receiver| async move {
         receiver
             .recv()
@@ -68,15 +74,21 @@ where
     response
 }
 
-async fn pump(
+async fn pump<F>(
     upstream: UpstreamResponse,
-    mut rewriter: ChunkRewriter,
+    options: RelayOptions,
     frames: mpsc::Sender<Bytes>,
-) -> StreamOutcome {
+    on_end: F,
+) where
+    F: FnOnce(StreamOutcome),
+{
     let UpstreamResponse { response, deadline } = upstream;
+    let mut rewriter = ChunkRewriter::new(options.include_usage);
     let mut events = response.bytes_stream().eventsource();
     let mut client_disconnected = false;
     let mut stop_at = deadline;
+    let mut on_end = Some(on_end);
+    // Ends only through `done`, which hands the outcome over first.
     loop {
         let batch = match tokio::time::timeout_at(stop_at, events.next()).await {
             Ok(Some(Ok(event))) => rewriter.push(&event.data),
@@ -88,24 +100,39 @@ async fn pump(
                 )))
             }
             Ok(None) => rewriter.finish(None),
-            Err(_) if client_disconnected => break,
+            Err(_) if client_disconnected => {
+                tracing::info!("stopped draining a stream whose client left");
+                Vec::new()
+            }
             Err(_) => rewriter.finish(Some(&ApiError::upstream_timeout(
                 "The upstream did not finish its answer in time.",
             ))),
         };
+        let done = rewriter.is_finished() || (client_disconnected && Instant::now() >= stop_at);
+        if done {
+            if let Some(on_end) = on_end.take() {
+                on_end(outcome(&rewriter, client_disconnected));
+            }
+        }
         for frame in batch {
             if !client_disconnected && frames.send(frame).await.is_err() {
                 client_disconnected = true;
-                stop_at = deadline.min(Instant::now() + DRAIN_AFTER_DISCONNECT);
+                stop_at = deadline.min(Instant::now() + options.drain_timeout);
             }
         }
-        if rewriter.is_finished() {
+        if done {
             break;
         }
     }
+}
+
+fn outcome(rewriter: &ChunkRewriter, client_disconnected: bool) -> StreamOutcome {
     StreamOutcome {
         usage: rewriter.usage().cloned(),
         streamed_chars: rewriter.streamed_chars(),
         client_disconnected,
+        error_code: rewriter
+            .error()
+            .and_then(|e| e.code.as_deref().map(String::from)),
     }
 }

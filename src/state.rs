@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::keys::KeyCache;
 use crate::store::Db;
 use crate::upstream::ZhipuClient;
+use crate::usage::Ledger;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -18,6 +19,7 @@ pub struct AppState {
     pub db: Db,
     pub keys: Arc<KeyCache>,
     pub zhipu: Arc<ZhipuClient>,
+    pub ledger: Arc<Ledger>,
     /// Work that outlives its request (stream relays, background reloads); awaited at shutdown.
     pub tasks: TaskTracker,
     /// Fired when the gateway begins to shut down.
@@ -28,5 +30,11 @@ pub struct AppState {
 impl FromRef<AppState> for Arc<KeyCache> {
     fn from_ref(state: &AppState) -> Self {
         Arc::clone(&state.keys)
+    }
+}
+
+impl FromRef<AppState> for Arc<Ledger> {
+    fn from_ref(state: &AppState) -> Self {
+        Arc::clone(&state.ledger)
     }
 }

@@ -41,6 +41,7 @@ pub async fn run(mut config: Config, listen: Option<SocketAddr>) -> anyhow::Resu
         config.listen = listen;
     }
     config.database_url = format!("sqlite://{}", folder.path().join("demo.db").display());
+    config.usage.journal_dir = folder.path().join("journal");
     config.zhipu.api_keys = vec![Secret::new(upstream_key)];
     config.zhipu.base_url = format!("http://{emulator_addr}/api/paas/v4");
     config.zhipu.auth = AuthMode::Jwt;

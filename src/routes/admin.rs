@@ -1,11 +1,14 @@
 //! `/admin/keys`: key management for operators, behind `GLM_GATEWAY_ADMIN_TOKEN`. Without a
 //! configured token every admin request is refused.
 
-use axum::extract::{Path, Request, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use chrono::NaiveDate;
+use serde::Deserialize;
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
@@ -14,6 +17,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::keys::admin::{create_key, CreateKey, KeyView};
 use crate::keys::{bearer_token, ApiKey};
 use crate::state::AppState;
+use crate::store::UsageGroup;
 
 pub async fn require_admin(
     State(state): State<AppState>,
@@ -74,4 +78,48 @@ pub async fn revoke(
     }
     tracing::info!(key_id = %id, "key revoked");
     Ok(Json(KeyView::from(&record)))
+}
+
+/// `GET /admin/usage?by=team|key|model&since=YYYY-MM-DD&until=YYYY-MM-DD`
+pub async fn usage(
+    State(state): State<AppState>,
+    query: Result<Query<UsageQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(query) =
+        query.map_err(|e| ApiError::invalid_request(format!("Invalid query: {e}")))?;
+    let by = match query.by.as_deref() {
+        None => UsageGroup::Team,
+        Some(by) => by.parse().map_err(|_| {
+            ApiError::invalid_request("`by` must be team, key or model.").param("by")
+        })?,
+    };
+    let since = parse_day("since", query.since.as_deref())?;
+    let until = parse_day("until", query.until.as_deref())?;
+    let data = state
+        .db
+        .usage_summary(by, since, until)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    Ok(Json(json!({ "object": "list", "data": data })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageQuery {
+    by: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+}
+
+/// A `YYYY-MM-DD` day, or the day of an RFC 3339 time.
+pub fn parse_day(field: &'static str, value: Option<&str>) -> ApiResult<Option<NaiveDate>> {
+    let Some(value) = value else { return Ok(None) };
+    value
+        .get(..10)
+        .and_then(|day| NaiveDate::parse_from_str(day, "%Y-%m-%d").ok())
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::invalid_request(format!("`{field}` must be a date like 2026-01-31."))
+                .param(field)
+        })
 }

@@ -42,6 +42,19 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             )),
         );
     }
+    if let Some(journal) = state.ledger.journal() {
+        let health = journal.health();
+        if let Some(since) = health.failing_since {
+            degraded.insert(
+                "ledger".into(),
+                json!(format!(
+                    "{} usage rows waiting in the journal; database writes failing since {}",
+                    health.backlog,
+                    since.to_rfc3339()
+                )),
+            );
+        }
+    }
     if state.config.zhipu.api_keys.is_empty() {
         degraded.insert("upstream".into(), json!("no Zhipu API key configured"));
     }

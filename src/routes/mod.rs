@@ -5,7 +5,8 @@
 //! 1. `observe`: assigns the request id (`x-request-id` on every response) and counts requests.
 //! 2. `CatchPanicLayer`: a panic becomes an OpenAI-shaped 500, never a dropped connection.
 //! 3. `DefaultBodyLimit`: bodies past `server.max_body_bytes` get 413 from `OpenAiJson`.
-//! 4. `/v1/*` routes: `require_api_key` (the key goes on as an extension); `/admin/*` routes:
+//! 4. `/v1/*` routes: `require_api_key` (the key goes on as an extension), then `track_usage`
+//!    (a `UsageTicket` goes on; exactly one ledger row leaves per request); `/admin/*` routes:
 //!    `require_admin`. Unknown paths and methods answer OpenAI-shaped 404 / 405.
 
 use std::any::Any;
@@ -23,8 +24,9 @@ use tower_http::catch_panic::CatchPanicLayer;
 use crate::error::ApiError;
 use crate::keys::require_api_key;
 use crate::state::AppState;
+use crate::usage::track_usage;
 
-mod admin;
+pub mod admin;
 mod chat;
 mod health;
 pub mod json;
@@ -39,10 +41,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/models", get(models::list_models))
         .route("/v1/models/{id}", get(models::retrieve_model))
+        .route_layer(from_fn_with_state(Arc::clone(&state.ledger), track_usage))
         .route_layer(from_fn_with_state(Arc::clone(&state.keys), require_api_key));
     let admin = Router::new()
         .route("/admin/keys", post(admin::create).get(admin::list))
         .route("/admin/keys/{id}", delete(admin::revoke))
+        .route("/admin/usage", get(admin::usage))
         .route_layer(from_fn_with_state(state.clone(), admin::require_admin));
     Router::new()
         .merge(v1)

@@ -26,6 +26,7 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub emulator: EmulatorHandle,
     pub db: Db,
+    pub database_url: String,
     stop: CancellationToken,
     server: JoinHandle<anyhow::Result<()>>,
     _folder: tempfile::TempDir,
@@ -79,10 +80,13 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
         Backend::Postgres => fresh_postgres_database().await,
         Backend::Sqlite => format!("sqlite://{}", folder.path().join("test.db").display()),
     };
+    config.usage.journal_dir = folder.path().join("journal");
+    config.usage.flush_interval = Duration::from_millis(20);
     tweak(&mut config);
     let app = App::build(config, BuildOptions::default()).await.unwrap();
     let base = format!("http://{}", app.local_addr());
     let db = app.state().db.clone();
+    let database_url = app.state().config.database_url.clone();
     let stop = CancellationToken::new();
     let server = tokio::spawn(app.run_until(stop.clone().cancelled_owned()));
     TestApp {
@@ -90,6 +94,7 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
         http: reqwest::Client::new(),
         emulator,
         db,
+        database_url,
         stop,
         server,
         _folder: folder,
@@ -97,7 +102,7 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
 }
 
 /// A new, empty database on the test Postgres (`TEST_DATABASE_URL`, default the local server).
-async fn fresh_postgres_database() -> String {
+pub async fn fresh_postgres_database() -> String {
     let server = std::env::var("TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
     let server = server.trim_end_matches('/').to_owned();
@@ -185,4 +190,82 @@ pub fn sse_payloads(body: &str) -> Vec<String> {
             event["data: ".len()..].to_owned()
         })
         .collect()
+}
+
+/// One `usage_events` row, as the tests look at it.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct UsageRow {
+    pub request_id: String,
+    pub api_key_id: String,
+    pub team: String,
+    pub endpoint: String,
+    pub requested_model: Option<String>,
+    pub upstream_model: Option<String>,
+    pub streamed: bool,
+    pub status_code: i64,
+    pub error_code: Option<String>,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub total_tokens: i64,
+    pub latency_ms: i64,
+    pub usage_source: String,
+    pub client_disconnected: bool,
+    pub cost: Option<f64>,
+    pub prompt_text: Option<String>,
+    pub completion_text: Option<String>,
+}
+
+pub async fn usage_rows(db: &Db) -> Vec<UsageRow> {
+    const SQL: &str = "SELECT request_id, api_key_id, team, endpoint, requested_model, upstream_model, \
+        streamed, CAST(status_code AS BIGINT) AS status_code, error_code, prompt_tokens, completion_tokens, \
+        total_tokens, latency_ms, usage_source, client_disconnected, CAST(cost AS DOUBLE PRECISION) AS cost, \
+        prompt_text, completion_text FROM usage_events ORDER BY created_at, request_id";
+    let rows = match db {
+        Db::Postgres(pool) => sqlx::query_as(SQL).fetch_all(pool).await,
+        Db::Sqlite(pool) => {
+            sqlx::query_as(&SQL.replace("DOUBLE PRECISION", "REAL"))
+                .fetch_all(pool)
+                .await
+        }
+    };
+    rows.unwrap()
+}
+
+/// Waits (up to 10 s) until the ledger holds `count` rows, then returns them.
+pub async fn wait_for_rows(db: &Db, count: usize) -> Vec<UsageRow> {
+    let started = std::time::Instant::now();
+    loop {
+        let rows = usage_rows(db).await;
+        if rows.len() >= count || started.elapsed() > Duration::from_secs(10) {
+            assert_eq!(rows.len(), count, "rows in usage_events");
+            return rows;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// The row of one response, by its `x-request-id`.
+pub async fn row_of(db: &Db, request_id: &str) -> UsageRow {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(row) = usage_rows(db)
+            .await
+            .into_iter()
+            .find(|row| row.request_id == request_id)
+        {
+            return row;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no row for {request_id}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+pub fn request_id(response: &reqwest::Response) -> String {
+    response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned()
 }

@@ -8,4 +8,6 @@ mod helpers;
 mod auth;
 mod chat;
 mod errors;
+mod faults;
+mod ledger;
 mod operations;

@@ -68,8 +68,9 @@ def emulator():
 
 
 @pytest.fixture(scope="session")
-def gateway(emulator):
+def gateway(emulator, tmp_path_factory):
     env = {
+        "GLM_GATEWAY_JOURNAL_DIR": str(tmp_path_factory.mktemp("journal")),
         "DATABASE_URL": fresh_database(),
         "ZHIPUAI_API_KEY": UPSTREAM_KEY,
         "ZHIPUAI_BASE_URL": emulator,

@@ -1,0 +1,288 @@
+//! Faults the ledger must survive: a database that goes away and comes back, and `kill -9`
+//! in the middle of a burst.
+
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::{Child, Command};
+use tokio_util::sync::CancellationToken;
+
+use crate::helpers::{
+    fresh_postgres_database, request_id, spawn_app_with, usage_rows, wait_for_rows, Backend,
+    ADMIN_TOKEN, UPSTREAM_KEY,
+};
+
+/// A TCP forwarder to Postgres that can be switched off (refusing and cutting connections).
+struct Switch {
+    port: u16,
+    up: Arc<AtomicBool>,
+    cut: Arc<Mutex<CancellationToken>>,
+}
+
+impl Switch {
+    async fn to(target: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = Arc::new(AtomicBool::new(true));
+        let cut = Arc::new(Mutex::new(CancellationToken::new()));
+        let (target, accept_up, accept_cut) =
+            (target.to_owned(), Arc::clone(&up), Arc::clone(&cut));
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
+                if !accept_up.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let cancelled = accept_cut.lock().unwrap().clone();
+                let target = target.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        () = cancelled.cancelled() => {}
+                    }
+                });
+            }
+        });
+        Self { port, up, cut }
+    }
+
+    fn down(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        let mut cut = self.cut.lock().unwrap();
+        cut.cancel();
+        *cut = CancellationToken::new();
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_are_served_while_the_database_is_down_and_every_row_arrives_after() {
+    let direct = fresh_postgres_database().await;
+    let switch = Switch::to("127.0.0.1:5432").await;
+    let via_switch = direct.replace("127.0.0.1:5432", &format!("127.0.0.1:{}", switch.port));
+    assert_ne!(
+        direct, via_switch,
+        "TEST_DATABASE_URL must point at 127.0.0.1:5432 for this test"
+    );
+    let app = spawn_app_with(Backend::Postgres, |config| config.database_url = via_switch).await;
+    let key = app.key().await;
+    let hello = json!({"model": "glm-4.7", "messages": [{"role": "user", "content": "hi"}]});
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        let response = app.chat(&key, hello.clone()).await;
+        ids.push(request_id(&response));
+    }
+    wait_for_rows(&app.db, 10).await;
+
+    switch.down();
+    for i in 0..30 {
+        let mut request = hello.clone();
+        request["stream"] = json!(i % 2 == 0);
+        let response = app.chat(&key, request).await;
+        assert_eq!(
+            response.status(),
+            200,
+            "served from the cached keys while the database is down"
+        );
+        ids.push(request_id(&response));
+        response.bytes().await.unwrap();
+    }
+    let started = Instant::now();
+    loop {
+        let ready: Value = app
+            .http
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if ready["degraded"]["ledger"].is_string() {
+            assert_eq!(ready["status"], "degraded");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "readyz never said the ledger is behind: {ready}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("glm_gateway_ledger_backlog"), "{metrics}");
+
+    switch.restore();
+    let check = glm_gateway::store::Db::connect(&direct).await.unwrap();
+    let started = Instant::now();
+    while usage_rows(&check).await.len() < 40 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "rows did not arrive after the database came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut stored: Vec<String> = usage_rows(&check)
+        .await
+        .into_iter()
+        .map(|row| row.request_id)
+        .collect();
+    stored.sort();
+    ids.sort();
+    assert_eq!(stored, ids);
+    app.shutdown().await;
+}
+
+/// The real binary, started with `serve`; returns it and its URL.
+async fn start_gateway(env: &[(&str, String)], config: &std::path::Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_glm-gateway"))
+        .arg("--config")
+        .arg(config)
+        .arg("serve")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("GLM_GATEWAY_LISTEN", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if let Some(url) = line.strip_prefix("glm-gateway listening on ") {
+            return (child, url.to_owned());
+        }
+    }
+    panic!("the gateway did not start");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_a_burst_loses_no_completed_request_and_duplicates_none() {
+    let folder = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = format!("http://{}/api/paas/v4", listener.local_addr().unwrap());
+    glm_gateway::emulator::spawn(
+        listener,
+        glm_gateway::emulator::EmulatorConfig {
+            api_keys: vec![UPSTREAM_KEY.into()],
+            chunk_delay: Duration::from_millis(5),
+        },
+    );
+    let database_url = fresh_postgres_database().await;
+    let env = [
+        ("DATABASE_URL", database_url.clone()),
+        ("ZHIPUAI_API_KEY", UPSTREAM_KEY.to_owned()),
+        ("ZHIPUAI_BASE_URL", upstream),
+        ("GLM_GATEWAY_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
+        (
+            "GLM_GATEWAY_JOURNAL_DIR",
+            folder.path().join("journal").display().to_string(),
+        ),
+    ];
+    // The first run holds rows back (a long flush interval), so the kill finds them in the journal.
+    let holding = folder.path().join("holding.toml");
+    std::fs::write(
+        &holding,
+        "[usage]\nflush_interval_ms = 600000\nbatch_size = 1000000\n",
+    )
+    .unwrap();
+    let normal = folder.path().join("normal.toml");
+    std::fs::write(&normal, "").unwrap();
+
+    let (mut gateway, url) = start_gateway(&env, &holding).await;
+    let http = reqwest::Client::new();
+    let created: Value = http
+        .post(format!("{url}/admin/keys"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"name": "burst", "team": "t"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = created["key"].as_str().unwrap().to_owned();
+
+    let completed = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut workers = Vec::new();
+    for worker in 0..16 {
+        let (http, url, key, completed) = (
+            http.clone(),
+            url.clone(),
+            key.clone(),
+            Arc::clone(&completed),
+        );
+        workers.push(tokio::spawn(async move {
+            for i in 0.. {
+                let stream = (worker + i) % 2 == 0;
+                let body = json!({"model": "glm-4.7", "messages": [{"role": "user", "content": "#chunks 3"}], "stream": stream});
+                let Ok(response) = http.post(format!("{url}/v1/chat/completions")).bearer_auth(&key).json(&body).send().await else { return };
+                let id = request_id(&response);
+                let Ok(text) = response.text().await else { return };
+                let whole = if stream { text.ends_with("data: [DONE]\n\n") } else { text.contains("\"usage\"") };
+                if whole {
+                    completed.lock().unwrap().push(id);
+                }
+            }
+        }));
+    }
+    while completed.lock().unwrap().len() < 300 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    gateway.start_kill().unwrap();
+    gateway.wait().await.unwrap();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    let completed = completed.lock().unwrap().clone();
+    let db = glm_gateway::store::Db::connect(&database_url)
+        .await
+        .unwrap();
+    assert!(
+        usage_rows(&db).await.is_empty(),
+        "the first run wrote nothing to the database itself"
+    );
+
+    let (mut restarted, _) = start_gateway(&env, &normal).await;
+    let started = Instant::now();
+    let rows = loop {
+        let rows = usage_rows(&db).await;
+        if rows.len() >= completed.len() || started.elapsed() > Duration::from_secs(20) {
+            break rows;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let stored: std::collections::HashSet<&str> =
+        rows.iter().map(|row| row.request_id.as_str()).collect();
+    assert_eq!(stored.len(), rows.len(), "no request_id twice");
+    let missing: Vec<&String> = completed
+        .iter()
+        .filter(|id| !stored.contains(id.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} completed requests have no row",
+        missing.len(),
+        completed.len()
+    );
+    restarted.start_kill().unwrap();
+}
