@@ -7,7 +7,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Days, NaiveDate, NaiveTime, Utc};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde::Deserialize;
-use sqlx::{PgPool, QueryBuilder, Row, Sqlite, SqlitePool};
+use sqlx::{PgPool, QueryBuilder, Sqlite, SqlitePool};
 
 use super::Db;
 use crate::usage::UsageEvent;
@@ -22,34 +22,28 @@ macro_rules! event_columns {
     };
 }
 
-/// Adds the day totals selected as (day, team, api_key_id, upstream_model, requests, …) to
+/// Adds the totals of the rows `FROM …` per UTC day (`$day`), team, key and upstream model to
 /// `usage_rollups`. A NULL cost means no price was known, so NULL + x keeps x.
-macro_rules! rollup_upsert {
-    () => {
-        " ON CONFLICT (day, team, api_key_id, upstream_model) DO UPDATE SET \
-         requests = usage_rollups.requests + excluded.requests, \
-         prompt_tokens = usage_rollups.prompt_tokens + excluded.prompt_tokens, \
-         completion_tokens = usage_rollups.completion_tokens + excluded.completion_tokens, \
-         total_tokens = usage_rollups.total_tokens + excluded.total_tokens, \
-         image_count = usage_rollups.image_count + excluded.image_count, \
-         errors = usage_rollups.errors + excluded.errors, \
-         cost = COALESCE(usage_rollups.cost + excluded.cost, usage_rollups.cost, excluded.cost)"
-    };
-}
-
-/// The aggregate half of a rollup, after the day expression.
-macro_rules! rollup_totals {
-    () => {
-        ", team, api_key_id, COALESCE(upstream_model, ''), COUNT(*), SUM(prompt_tokens), \
-         SUM(completion_tokens), SUM(total_tokens), SUM(image_count), SUM(cost), \
-         SUM(CASE WHEN status_code >= 400 OR error_code IS NOT NULL THEN 1 ELSE 0 END)"
-    };
-}
-
-macro_rules! rollup_insert {
-    () => {
-        "INSERT INTO usage_rollups (day, team, api_key_id, upstream_model, requests, \
-         prompt_tokens, completion_tokens, total_tokens, image_count, cost, errors) "
+macro_rules! rollup {
+    ($day:literal, $($from:tt)+) => {
+        concat!(
+            "INSERT INTO usage_rollups (day, team, api_key_id, upstream_model, requests, \
+             prompt_tokens, completion_tokens, total_tokens, image_count, cost, errors) SELECT ",
+            $day,
+            ", team, api_key_id, COALESCE(upstream_model, ''), COUNT(*), SUM(prompt_tokens), \
+             SUM(completion_tokens), SUM(total_tokens), SUM(image_count), SUM(cost), \
+             SUM(CASE WHEN status_code >= 400 OR error_code IS NOT NULL THEN 1 ELSE 0 END)",
+            $($from)+,
+            " GROUP BY 1, 2, 3, 4 ON CONFLICT (day, team, api_key_id, upstream_model) \
+             DO UPDATE SET \
+             requests = usage_rollups.requests + excluded.requests, \
+             prompt_tokens = usage_rollups.prompt_tokens + excluded.prompt_tokens, \
+             completion_tokens = usage_rollups.completion_tokens + excluded.completion_tokens, \
+             total_tokens = usage_rollups.total_tokens + excluded.total_tokens, \
+             image_count = usage_rollups.image_count + excluded.image_count, \
+             errors = usage_rollups.errors + excluded.errors, \
+             cost = COALESCE(usage_rollups.cost + excluded.cost, usage_rollups.cost, excluded.cost)"
+        )
     };
 }
 
@@ -70,56 +64,35 @@ macro_rules! pg_gone_columns {
     };
 }
 
-macro_rules! pg_rollup_gone {
-    () => {
-        concat!(
-            ", rolled AS (",
-            rollup_insert!(),
-            "SELECT (created_at AT TIME ZONE 'UTC')::date",
-            rollup_totals!(),
-            " FROM gone GROUP BY 1, 2, 3, 4",
-            rollup_upsert!(),
-            ") SELECT COUNT(*) FROM gone"
-        )
-    };
-}
-
 /// Rolls up the rows of one day, `[$1, $2)`, which the caller then drops with their partition.
 const PG_ROLLUP_DAY: &str = concat!(
     "WITH gone AS (SELECT ",
     pg_gone_columns!(),
-    " FROM usage_events WHERE created_at >= $1 AND created_at < $2)",
-    pg_rollup_gone!()
+    " FROM usage_events WHERE created_at >= $1 AND created_at < $2), rolled AS (",
+    rollup!("(created_at AT TIME ZONE 'UTC')::date", " FROM gone"),
+    ") SELECT COUNT(*) FROM gone"
 );
 
 /// Removes and rolls up, in one statement, the default partition's rows before `$1`.
 const PG_ROLLUP_DEFAULT: &str = concat!(
     "WITH gone AS (DELETE FROM usage_events_default WHERE created_at < $1 RETURNING ",
     pg_gone_columns!(),
-    ")",
-    pg_rollup_gone!()
+    "), rolled AS (",
+    rollup!("(created_at AT TIME ZONE 'UTC')::date", " FROM gone"),
+    ") SELECT COUNT(*) FROM gone"
 );
 
 /// The rows one SQLite retention batch removes: the oldest first, `rowid` making the order
 /// total, so the rollup and the delete of one transaction read the same rows.
 macro_rules! sqlite_batch {
     () => {
-        "rowid IN (SELECT rowid FROM usage_events WHERE created_at < $1 \
-         ORDER BY created_at, rowid LIMIT $2)"
+        " FROM usage_events WHERE rowid IN (SELECT rowid FROM usage_events \
+         WHERE created_at < $1 ORDER BY created_at, rowid LIMIT $2)"
     };
 }
 
-const SQLITE_ROLLUP_BATCH: &str = concat!(
-    rollup_insert!(),
-    "SELECT date(created_at)",
-    rollup_totals!(),
-    " FROM usage_events WHERE ",
-    sqlite_batch!(),
-    " GROUP BY 1, 2, 3, 4",
-    rollup_upsert!()
-);
-
-const SQLITE_DELETE_BATCH: &str = concat!("DELETE FROM usage_events WHERE ", sqlite_batch!());
+const SQLITE_ROLLUP_BATCH: &str = rollup!("date(created_at)", sqlite_batch!());
+const SQLITE_DELETE_BATCH: &str = concat!("DELETE", sqlite_batch!());
 
 /// Rows per SQLite retention transaction, so writers are never held off for long.
 const SQLITE_RETENTION_BATCH: i64 = 5000;
@@ -150,19 +123,20 @@ impl UsageGroup {
         }
     }
 
+    /// The summary statement: `$1` since and `$2` until, both optional.
     fn sql(self) -> &'static str {
         macro_rules! summary {
             ($column:literal) => {
                 concat!(
                     "SELECT ",
                     $column,
-                    " AS grp, CAST(SUM(requests) AS BIGINT) AS requests, ",
-                    "CAST(SUM(prompt_tokens) AS BIGINT) AS prompt_tokens, ",
-                    "CAST(SUM(completion_tokens) AS BIGINT) AS completion_tokens, ",
-                    "CAST(SUM(total_tokens) AS BIGINT) AS total_tokens, ",
-                    "CAST(SUM(cost) AS DOUBLE PRECISION) AS cost FROM usage_daily ",
-                    "WHERE ($1 IS NULL OR day >= $1) AND ($2 IS NULL OR day <= $2) ",
-                    "GROUP BY ",
+                    " AS grp, CAST(SUM(requests) AS BIGINT) AS requests, \
+                    CAST(SUM(prompt_tokens) AS BIGINT) AS prompt_tokens, \
+                    CAST(SUM(completion_tokens) AS BIGINT) AS completion_tokens, \
+                    CAST(SUM(total_tokens) AS BIGINT) AS total_tokens, \
+                    CAST(SUM(cost) AS DOUBLE PRECISION) AS cost FROM usage_daily \
+                    WHERE ($1 IS NULL OR day >= $1) AND ($2 IS NULL OR day <= $2) \
+                    GROUP BY ",
                     $column,
                     " ORDER BY total_tokens DESC, grp"
                 )
@@ -195,21 +169,20 @@ pub struct UnknownUsageGroup(pub String);
 
 impl fmt::Display for UnknownUsageGroup {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "unknown grouping {:?}: expected team, key or model",
-            self.0
-        )
+        let by = &self.0;
+        write!(f, "unknown grouping {by:?}: expected team, key or model")
     }
 }
 
 impl std::error::Error for UnknownUsageGroup {}
 
 /// Totals of one team, key or upstream model ('' when none was named).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct UsageSummary {
+    #[sqlx(skip)]
     pub group: UsageGroup,
     /// The team, key id or upstream model.
+    #[sqlx(rename = "grp")]
     pub name: String,
     pub requests: i64,
     pub prompt_tokens: i64,
@@ -294,7 +267,7 @@ impl Db {
             match sqlx::raw_sql(&ddl).execute(pool).await {
                 Ok(_) => {}
                 Err(sqlx::Error::Database(error)) => {
-                    tracing::warn!(%day, %error, "usage partition not created; rows of that day stay in the default partition");
+                    tracing::warn!(%day, %error, "usage partition not created; using the default");
                 }
                 Err(error) => return Err(error),
             }
@@ -323,27 +296,14 @@ impl Db {
         since: Option<NaiveDate>,
         until: Option<NaiveDate>,
     ) -> Result<Vec<UsageSummary>, sqlx::Error> {
-        let sql = by.sql();
-        let rows = on_pool!(self, |pool| {
-            let rows = sqlx::query(sql)
-                .bind(since)
-                .bind(until)
-                .fetch_all(pool)
-                .await?;
-            rows.iter()
-                .map(|row| {
-                    Ok(UsageSummary {
-                        group: by,
-                        name: row.try_get("grp")?,
-                        requests: row.try_get("requests")?,
-                        prompt_tokens: row.try_get("prompt_tokens")?,
-                        completion_tokens: row.try_get("completion_tokens")?,
-                        total_tokens: row.try_get("total_tokens")?,
-                        cost: row.try_get("cost")?,
-                    })
-                })
-                .collect::<Result<Vec<_>, sqlx::Error>>()?
-        });
+        let mut rows: Vec<UsageSummary> = on_pool!(self, |pool| sqlx::query_as(by.sql())
+            .bind(since)
+            .bind(until)
+            .fetch_all(pool)
+            .await)?;
+        for row in &mut rows {
+            row.group = by;
+        }
         Ok(rows)
     }
 }
