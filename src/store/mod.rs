@@ -20,8 +20,10 @@ macro_rules! on_pool {
 }
 
 mod keys;
+mod usage;
 
 pub use keys::{KeyRecord, NewKey};
+pub use usage::{UnknownUsageGroup, UsageGroup, UsageSummary};
 
 static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");

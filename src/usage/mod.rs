@@ -6,6 +6,10 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+mod prices;
+
+pub use prices::PriceTable;
+
 /// One row of `usage_events`, also one line of the journal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UsageEvent {
