@@ -6,6 +6,12 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+mod journal;
+mod writer;
+
+pub use journal::{Journal, LedgerHealth};
+pub use writer::{run_writer, UsageSink, WriterSettings};
+
 /// One row of `usage_events`, also one line of the journal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UsageEvent {
