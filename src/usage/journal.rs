@@ -16,6 +16,9 @@ use tokio::sync::Notify;
 
 use super::UsageEvent;
 
+#[cfg(test)]
+pub(super) mod tests;
+
 /// A segment that has passed this size is closed and a new one started, so the writer can
 /// delete committed rows a segment at a time.
 const SEGMENT_BYTES: u64 = 8 * 1024 * 1024;

@@ -16,6 +16,9 @@ use tokio_util::sync::CancellationToken;
 use super::journal::{list_segments, segment_path, Journal, METRIC_JOURNAL_ERRORS};
 use super::UsageEvent;
 
+#[cfg(test)]
+mod tests;
+
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const READ_CHUNK: usize = 64 * 1024;
