@@ -160,11 +160,13 @@ impl<S: UsageSink> Writer<S> {
             || self.deadline.is_some()
     }
 
-    /// Waits for an append, the batch's flush time, or `stop`.
+    /// Waits for an append, the batch's flush time, a read retry, or `stop`.
     async fn wait(&self) {
         let flush_at = self
             .oldest
             .map(|oldest| oldest + self.settings.flush_interval);
+        let retry_at = self.read_failing.then(|| Instant::now() + MAX_BACKOFF);
+        let flush_at = flush_at.into_iter().chain(retry_at).min();
         tokio::select! {
             () = self.journal.notified() => {}
             () = sleep_until_some(flush_at) => {}
