@@ -306,7 +306,9 @@ async fn rows_the_journal_could_not_take_still_arrive() {
 async fn concurrent_appends_all_arrive() {
     let dir = tempfile::tempdir().unwrap();
     let sink = FakeSink::default();
-    let running = start(open(dir.path()), &sink, settings(100, 10));
+    // Small segments, so the writer crosses rotations while appends race it.
+    let journal = Arc::new(Journal::open_with_limit(dir.path(), 64 * 1024).unwrap());
+    let running = start(journal, &sink, settings(100, 10));
     let appenders: Vec<_> = (0..8)
         .map(|task| {
             let journal = Arc::clone(&running.journal);
@@ -327,6 +329,8 @@ async fn concurrent_appends_all_arrive() {
     running.stop().await;
     let stored = sink.ids();
     assert_eq!(stored.iter().collect::<HashSet<_>>().len(), 4000);
+    assert_eq!(sink.offered(), 4000, "no row was sent twice");
+    assert_eq!(list_segments(dir.path()).unwrap().len(), 1);
     for task in 0..8 {
         let prefix = format!("t{task}-");
         let own: Vec<&String> = stored.iter().filter(|id| id.starts_with(&prefix)).collect();
