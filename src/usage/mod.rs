@@ -6,9 +6,27 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+mod journal;
+pub mod maintenance;
 mod prices;
+mod recorder;
+mod writer;
 
+pub use journal::{Journal, LedgerHealth};
 pub use prices::PriceTable;
+pub use recorder::{track_usage, AnswerUsage, Ledger, TokenUsage, UsageTicket};
+pub use writer::{run_writer, UsageSink, WriterSettings};
+
+use crate::store::Db;
+
+impl UsageSink for Db {
+    fn insert_usage<'a>(
+        &'a self,
+        events: &'a [UsageEvent],
+    ) -> impl std::future::Future<Output = Result<u64, sqlx::Error>> + Send + 'a {
+        Db::insert_usage(self, events)
+    }
+}
 
 /// One row of `usage_events`, also one line of the journal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

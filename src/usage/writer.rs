@@ -1,0 +1,418 @@
+//! The usage writer: tails the journal's segments in order, inserts their rows into the
+//! database in batches until each batch is in, and deletes segments whose rows are committed.
+//! Normal running, replay after a crash and catching up after an outage are this one loop.
+
+use std::fs::{self, File};
+use std::future::Future;
+use std::io::{self, Read};
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::{sleep_until, timeout_at, Instant};
+use tokio_util::sync::CancellationToken;
+
+use super::journal::{list_segments, segment_path, Journal, METRIC_JOURNAL_ERRORS};
+use super::UsageEvent;
+
+#[cfg(test)]
+mod tests;
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Where committed rows go. `Db` implements it; tests use a fake.
+pub trait UsageSink: Send + Sync + 'static {
+    /// Inserts the rows, ignoring ones whose request_id is already stored; returns rows inserted.
+    fn insert_usage(
+        &self,
+        events: &[UsageEvent],
+    ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
+}
+
+#[derive(Debug, Clone)]
+pub struct WriterSettings {
+    /// A batch is inserted as soon as it has this many rows.
+    pub batch_size: usize,
+    /// ... or when its oldest row has waited this long.
+    pub flush_interval: Duration,
+    /// How long a stopping writer keeps trying to drain.
+    pub drain_timeout: Duration,
+}
+
+/// Runs until `stop` fires, then drains what the journal holds (within `drain_timeout`) and
+/// returns. Rows it could not write stay in the journal for the next start. Spawn it with the
+/// crate's TaskTracker; run one writer per `Journal`.
+pub async fn run_writer<S: UsageSink>(
+    journal: Arc<Journal>,
+    sink: S,
+    settings: WriterSettings,
+    stop: CancellationToken,
+) {
+    let reader = Tail::new(&journal);
+    let mut writer = Writer {
+        journal,
+        sink,
+        settings,
+        stop,
+        reader,
+        batch: Vec::new(),
+        in_memory: Vec::new(),
+        oldest: None,
+        deadline: None,
+        read_failing: false,
+    };
+    writer.run().await;
+    writer.finish();
+}
+
+struct Writer<S> {
+    journal: Arc<Journal>,
+    sink: S,
+    settings: WriterSettings,
+    stop: CancellationToken,
+    reader: Tail,
+    /// The rows being inserted. While inserts fail nothing more is read, so an outage holds
+    /// rows on disk, not in memory.
+    batch: Vec<UsageEvent>,
+    /// Parallel to `batch`: rows from the journal's memory queue rather than a segment file.
+    in_memory: Vec<bool>,
+    /// When the batch's first row was read.
+    oldest: Option<Instant>,
+    /// Set when `stop` fires: the writer gives up draining at this instant.
+    deadline: Option<Instant>,
+    read_failing: bool,
+}
+
+impl<S: UsageSink> Writer<S> {
+    async fn run(&mut self) {
+        loop {
+            self.note_stop();
+            if self
+                .deadline
+                .is_some_and(|deadline| Instant::now() >= deadline)
+            {
+                return;
+            }
+            self.fill();
+            self.journal.publish_backlog();
+            if self.batch.is_empty() {
+                self.reader.delete_finished();
+            }
+            if self.flush_due() {
+                if !self.commit().await {
+                    return;
+                }
+            } else if self.deadline.is_some() {
+                return;
+            } else {
+                self.wait().await;
+            }
+        }
+    }
+
+    fn note_stop(&mut self) {
+        if self.deadline.is_none() && self.stop.is_cancelled() {
+            self.deadline = Some(Instant::now() + self.settings.drain_timeout);
+        }
+    }
+
+    /// Reads rows into the batch until it is full or the journal has no more.
+    fn fill(&mut self) {
+        let want = self.settings.batch_size.max(1);
+        while self.batch.len() < want {
+            match self.reader.next_row(&self.journal) {
+                Ok(Some(row)) => self.push(row, false),
+                Ok(None) => break,
+                Err(err) => {
+                    metrics::counter!(METRIC_JOURNAL_ERRORS).increment(1);
+                    if !self.read_failing {
+                        self.read_failing = true;
+                        tracing::error!(error = %err, "cannot read the usage journal; retrying");
+                    }
+                    return;
+                }
+            }
+        }
+        if self.read_failing {
+            self.read_failing = false;
+            tracing::info!("usage journal reads work again");
+        }
+        for row in self.journal.take_overflow(want - self.batch.len()) {
+            self.push(row, true);
+        }
+    }
+
+    fn push(&mut self, row: UsageEvent, in_memory: bool) {
+        self.oldest.get_or_insert_with(Instant::now);
+        self.batch.push(row);
+        self.in_memory.push(in_memory);
+    }
+
+    fn flush_due(&self) -> bool {
+        let Some(oldest) = self.oldest else {
+            return false;
+        };
+        self.batch.len() >= self.settings.batch_size
+            || oldest.elapsed() >= self.settings.flush_interval
+            || self.deadline.is_some()
+    }
+
+    /// Waits for an append, the batch's flush time, a read retry, or `stop`.
+    async fn wait(&self) {
+        let flush_at = self
+            .oldest
+            .map(|oldest| oldest + self.settings.flush_interval);
+        let retry_at = self.read_failing.then(|| Instant::now() + MAX_BACKOFF);
+        let flush_at = flush_at.into_iter().chain(retry_at).min();
+        tokio::select! {
+            () = self.journal.notified() => {}
+            () = sleep_until_some(flush_at) => {}
+            () = self.stop.cancelled() => {}
+        }
+    }
+
+    /// Inserts the batch, retrying with backoff until it is in. Returns false when a stopping
+    /// writer runs out of time; the batch then stays in the journal.
+    async fn commit(&mut self) -> bool {
+        let mut delay = FIRST_BACKOFF;
+        loop {
+            let drain = self.settings.drain_timeout;
+            let result = insert_once(
+                &self.sink,
+                &self.batch,
+                &self.stop,
+                &mut self.deadline,
+                drain,
+            )
+            .await;
+            match result {
+                Ok(inserted) => {
+                    self.committed(inserted);
+                    return true;
+                }
+                Err(err) => {
+                    if self.journal.record_failure(&err) {
+                        tracing::warn!(error = %err, rows = self.batch.len(), "usage inserts failing; rows stay in the journal and are retried");
+                    }
+                }
+            }
+            let wake = Instant::now() + delay;
+            if self.deadline.is_some_and(|deadline| wake >= deadline) {
+                tracing::warn!(
+                    backlog = self.journal.backlog(),
+                    "usage writer stopping with rows not written; the next start writes them"
+                );
+                return false;
+            }
+            self.pause_until(wake).await;
+            delay = (delay * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    fn committed(&mut self, inserted: u64) {
+        if let Some(since) = self
+            .journal
+            .record_commit(self.batch.len() as u64, inserted)
+        {
+            tracing::info!(failing_since = %since, "usage inserts work again");
+        }
+        self.batch.clear();
+        self.in_memory.clear();
+        self.oldest = None;
+        self.reader.delete_finished();
+    }
+
+    /// Sleeps until `wake`, cut short by the drain deadline once `stop` fires.
+    async fn pause_until(&mut self, wake: Instant) {
+        if self.deadline.is_none() {
+            let stopped = tokio::select! {
+                () = sleep_until(wake) => false,
+                () = self.stop.cancelled() => true,
+            };
+            if !stopped {
+                return;
+            }
+            self.note_stop();
+        }
+        sleep_until(self.deadline.map_or(wake, |deadline| deadline.min(wake))).await;
+    }
+
+    /// Rows that exist only in memory go back to the journal for the next start.
+    fn finish(self) {
+        let unwritten: Vec<UsageEvent> = self
+            .batch
+            .into_iter()
+            .zip(self.in_memory)
+            .filter_map(|(row, in_memory)| in_memory.then_some(row))
+            .collect();
+        self.journal.persist_unwritten(unwritten);
+        self.journal.publish_backlog();
+    }
+}
+
+/// One insert attempt. Once `stop` fires it is bounded by the drain deadline (a database that
+/// hangs must not hold up shutdown); an insert cut off that way may still have committed,
+/// which the retry on the next start absorbs, since inserts ignore known request_ids.
+async fn insert_once<S: UsageSink>(
+    sink: &S,
+    batch: &[UsageEvent],
+    stop: &CancellationToken,
+    deadline: &mut Option<Instant>,
+    drain: Duration,
+) -> Result<u64, String> {
+    let insert = sink.insert_usage(batch);
+    tokio::pin!(insert);
+    let until = match *deadline {
+        Some(until) => until,
+        None => {
+            tokio::select! {
+                result = &mut insert => return result.map_err(|err| err.to_string()),
+                () = stop.cancelled() => {}
+            }
+            *deadline.insert(Instant::now() + drain)
+        }
+    };
+    match timeout_at(until, insert).await {
+        Ok(result) => result.map_err(|err| err.to_string()),
+        Err(_) => Err("insert still running at the drain deadline".to_owned()),
+    }
+}
+
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The writer's read position: one segment at a time, oldest first, keeping a partial last
+/// line until its end arrives.
+struct Tail {
+    dir: PathBuf,
+    seq: u64,
+    file: Option<File>,
+    buf: Vec<u8>,
+    /// Bytes of `buf` before this are consumed.
+    start: usize,
+    /// A newer segment exists, so this one gets no more writes: at its EOF, move on.
+    newer_seen: bool,
+    /// Segments read to the end, deleted once the batch holding their last rows commits.
+    finished: Vec<u64>,
+}
+
+impl Tail {
+    fn new(journal: &Journal) -> Tail {
+        Tail {
+            dir: journal.dir().to_path_buf(),
+            seq: journal.first_segment(),
+            file: None,
+            buf: Vec::new(),
+            start: 0,
+            newer_seen: false,
+            finished: Vec::new(),
+        }
+    }
+
+    /// The next row in append order, or `None` when caught up with the appends.
+    fn next_row(&mut self, journal: &Journal) -> io::Result<Option<UsageEvent>> {
+        loop {
+            if let Some(line) = self.next_line() {
+                match parse_line(&self.buf[line], self.seq) {
+                    Some(row) => return Ok(Some(row)),
+                    None => journal.forget(1),
+                }
+                continue;
+            }
+            if self.read_more()? > 0 {
+                continue;
+            }
+            if !self.newer_seen {
+                // Checked before the final read: every write to this segment precedes the
+                // newer segment's creation, so the read after seeing it gets them all.
+                self.newer_seen = journal.newest_segment() > self.seq;
+                if self.newer_seen {
+                    continue;
+                }
+                return Ok(None);
+            }
+            self.next_segment(journal.newest_segment())?;
+        }
+    }
+
+    fn next_line(&mut self) -> Option<Range<usize>> {
+        let len = self.buf[self.start..].iter().position(|b| *b == b'\n')?;
+        let line = self.start..self.start + len;
+        self.start += len + 1;
+        Some(line)
+    }
+
+    fn read_more(&mut self) -> io::Result<usize> {
+        self.buf.drain(..self.start);
+        self.start = 0;
+        let file = match &mut self.file {
+            Some(file) => file,
+            None => match File::open(segment_path(&self.dir, self.seq)) {
+                Ok(file) => self.file.insert(file),
+                Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(0),
+                Err(err) => return Err(err),
+            },
+        };
+        let old = self.buf.len();
+        self.buf.resize(old + READ_CHUNK, 0);
+        let read = file.read(&mut self.buf[old..]);
+        self.buf.truncate(old + *read.as_ref().unwrap_or(&0));
+        read
+    }
+
+    fn next_segment(&mut self, newest: u64) -> io::Result<()> {
+        let next = list_segments(&self.dir)?
+            .into_iter()
+            .find(|seq| *seq > self.seq)
+            .unwrap_or(newest);
+        let partial = self.buf.len() - self.start;
+        if partial > 0 {
+            tracing::warn!(
+                segment = self.seq,
+                bytes = partial,
+                "skipping an unfinished last line in a usage journal segment (its writer stopped mid-line)"
+            );
+        }
+        self.finished.push(self.seq);
+        self.seq = next;
+        self.file = None;
+        self.buf.clear();
+        self.start = 0;
+        self.newer_seen = false;
+        Ok(())
+    }
+
+    /// Call only with no uncommitted rows: every finished segment is then fully committed.
+    fn delete_finished(&mut self) {
+        let dir = &self.dir;
+        self.finished.retain(|seq| match fs::remove_file(segment_path(dir, *seq)) {
+            Ok(()) => false,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => false,
+            Err(err) => {
+                tracing::warn!(error = %err, segment = *seq, "cannot delete a committed usage journal segment");
+                true
+            }
+        });
+    }
+}
+
+/// A row, or `None` for a line to skip: blank, or not a usage row (logged; never wedges).
+fn parse_line(line: &[u8], seq: u64) -> Option<UsageEvent> {
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return None;
+    }
+    match serde_json::from_slice(line) {
+        Ok(row) => Some(row),
+        Err(err) => {
+            tracing::error!(error = %err, segment = seq, "skipping a usage journal line that is not a usage row");
+            None
+        }
+    }
+}
