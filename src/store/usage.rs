@@ -399,7 +399,7 @@ async fn retention_postgres(pool: &PgPool, cutoff: NaiveDate) -> Result<u64, sql
         let name = partition_name(day);
         let mut tx = pool.begin().await?;
         // Holds off inserts into the day (a replayed old row) between the rollup and the drop.
-        sqlx::raw_sql(&format!("LOCK TABLE {name} IN EXCLUSIVE MODE"))
+        sqlx::query(&format!("LOCK TABLE {name} IN EXCLUSIVE MODE"))
             .execute(&mut *tx)
             .await?;
         let rows: i64 = sqlx::query_scalar(PG_ROLLUP_DAY)
@@ -407,7 +407,7 @@ async fn retention_postgres(pool: &PgPool, cutoff: NaiveDate) -> Result<u64, sql
             .bind(midnight(next_day(day)?))
             .fetch_one(&mut *tx)
             .await?;
-        sqlx::raw_sql(&format!("DROP TABLE {name}"))
+        sqlx::query(&format!("DROP TABLE {name}"))
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;

@@ -351,10 +351,6 @@ fn encode(event: &UsageEvent) -> Option<Vec<u8>> {
     }
 }
 
-#[expect(
-    clippy::incompatible_msrv,
-    reason = "File::try_lock is stable since 1.89, the toolchain we build with"
-)]
 fn lock_dir(dir: &Path) -> io::Result<File> {
     let path = dir.join("LOCK");
     let open = OpenOptions::new()

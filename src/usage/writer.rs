@@ -26,10 +26,10 @@ const READ_CHUNK: usize = 64 * 1024;
 /// Where committed rows go. `Db` implements it; tests use a fake.
 pub trait UsageSink: Send + Sync + 'static {
     /// Inserts the rows, ignoring ones whose request_id is already stored; returns rows inserted.
-    fn insert_usage(
-        &self,
-        events: &[UsageEvent],
-    ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
+    fn insert_usage<'a>(
+        &'a self,
+        events: &'a [UsageEvent],
+    ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send + 'a;
 }
 
 #[derive(Debug, Clone)]

@@ -29,7 +29,7 @@ pub struct TestApp {
     pub database_url: String,
     stop: CancellationToken,
     server: JoinHandle<anyhow::Result<()>>,
-    _folder: tempfile::TempDir,
+    folder: tempfile::TempDir,
 }
 
 /// Runs `$test(Backend)` once on Postgres and once on SQLite, as two tests.
@@ -97,7 +97,7 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
         database_url,
         stop,
         server,
-        _folder: folder,
+        folder,
     }
 }
 
@@ -155,10 +155,12 @@ impl TestApp {
             .unwrap()
     }
 
-    /// Begins a graceful shutdown and waits for the server to finish.
-    pub async fn shutdown(self) {
+    /// Begins a graceful shutdown and waits for the server to finish; returns the folder that
+    /// holds the SQLite database and the journal, which is removed when dropped.
+    pub async fn shutdown(self) -> tempfile::TempDir {
         self.stop.cancel();
         self.server.await.unwrap().unwrap();
+        self.folder
     }
 
     pub fn begin_shutdown(&self) {

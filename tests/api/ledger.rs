@@ -211,7 +211,7 @@ async fn each_kind_of_request_leaves_its_exact_row(backend: Backend) {
 async fn a_client_that_leaves_mid_stream_still_gets_the_full_usage(backend: Backend) {
     let app = spawn_app(backend).await;
     let key = app.key().await;
-    let expected = plain_usage(&app, &key, "#chunks 8").await;
+    let expected = plain_usage(&app, &key, "#chunks 8 #slow 100").await;
     let request =
         json!({"model": "glm-4.7", "messages": ask("#chunks 8 #slow 100"), "stream": true});
     let response = app.chat(&key, request).await;
@@ -269,7 +269,7 @@ async fn graceful_shutdown_writes_every_pending_row(backend: Backend) {
         "nothing flushed before shutdown"
     );
     let url = app.database_url.clone();
-    app.shutdown().await;
+    let _folder = app.shutdown().await;
     let db = glm_gateway::store::Db::connect(&url).await.unwrap();
     assert_eq!(crate::helpers::usage_rows(&db).await.len(), 20);
 }
