@@ -2,7 +2,8 @@
 //! and through the gateway (auth, translation, upstream signing), with the usage ledger off and
 //! on, over one keep-alive connection; then the throughput of many connections at once.
 //!
-//! `cargo bench --bench overhead` (SQLite), or with `BENCH_DATABASE_URL=postgres://…`.
+//! `cargo bench --bench overhead` (SQLite), or with `BENCH_POSTGRES=postgres://user@host:port`
+//! (a fresh database is made there).
 //! `BENCH_REQUESTS` (default 5000) and `BENCH_CONCURRENCY` (default 64) tune it.
 
 use std::time::{Duration, Instant};
@@ -30,8 +31,10 @@ async fn main() -> anyhow::Result<()> {
         },
     );
 
-    let database_url = std::env::var("BENCH_DATABASE_URL")
-        .unwrap_or_else(|_| format!("sqlite://{}", folder.path().join("bench.db").display()));
+    let database_url = match std::env::var("BENCH_POSTGRES") {
+        Ok(server) => fresh_postgres_database(&server).await?,
+        Err(_) => format!("sqlite://{}", folder.path().join("bench.db").display()),
+    };
     let with_ledger = start_gateway(
         &upstream,
         &database_url,
@@ -89,6 +92,18 @@ async fn main() -> anyhow::Result<()> {
     let (rate, failures) = ledger_on.concurrent(requests * 4, concurrency).await?;
     println!("  through the gateway, ledger on: {rate:.0} req/s ({failures} failed)");
     Ok(())
+}
+
+/// A new database on the PostgreSQL server at `server` (a URL without a database name).
+async fn fresh_postgres_database(server: &str) -> anyhow::Result<String> {
+    use sqlx::Connection;
+    let server = server.trim_end_matches('/');
+    let name = format!("glm_test_bench_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres")).await?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await?;
+    Ok(format!("{server}/{name}"))
 }
 
 /// A gateway on its own port; returns its chat URL and a key for it.
