@@ -68,8 +68,9 @@ def emulator():
 
 
 @pytest.fixture(scope="session")
-def gateway(emulator, tmp_path_factory):
-    env = {
+def gateway_env(emulator, tmp_path_factory):
+    """The environment the session's gateway runs with (its database, upstream, tokens)."""
+    return {
         "GLM_GATEWAY_JOURNAL_DIR": str(tmp_path_factory.mktemp("journal")),
         "DATABASE_URL": fresh_database(),
         "ZHIPUAI_API_KEY": UPSTREAM_KEY,
@@ -77,7 +78,11 @@ def gateway(emulator, tmp_path_factory):
         "GLM_GATEWAY_LISTEN": "127.0.0.1:0",
         "GLM_GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN,
     }
-    proc = Process(["serve"], "listening on", env)
+
+
+@pytest.fixture(scope="session")
+def gateway(gateway_env):
+    proc = Process(["serve"], "listening on", gateway_env)
     yield proc.url
     proc.stop()
 
