@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 mod journal;
 pub mod maintenance;
 mod prices;
+mod reader;
 mod recorder;
 mod writer;
 

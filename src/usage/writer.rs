@@ -2,18 +2,15 @@
 //! database in batches until each batch is in, and deletes segments whose rows are committed.
 //! Normal running, replay after a crash and catching up after an outage are this one loop.
 
-use std::fs::{self, File};
 use std::future::Future;
-use std::io::{self, Read};
-use std::ops::Range;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::{sleep_until, timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
 
-use super::journal::{list_segments, segment_path, Journal, METRIC_JOURNAL_ERRORS};
+use super::journal::{Journal, METRIC_JOURNAL_ERRORS};
+use super::reader::SegmentReader;
 use super::UsageEvent;
 
 #[cfg(test)]
@@ -21,7 +18,6 @@ mod tests;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-const READ_CHUNK: usize = 64 * 1024;
 
 /// Where committed rows go. `Db` implements it; tests use a fake.
 pub trait UsageSink: Send + Sync + 'static {
@@ -51,7 +47,7 @@ pub async fn run_writer<S: UsageSink>(
     settings: WriterSettings,
     stop: CancellationToken,
 ) {
-    let reader = Tail::new(&journal);
+    let reader = SegmentReader::new(&journal);
     let mut writer = Writer {
         journal,
         sink,
@@ -73,7 +69,7 @@ struct Writer<S> {
     sink: S,
     settings: WriterSettings,
     stop: CancellationToken,
-    reader: Tail,
+    reader: SegmentReader,
     /// The rows being inserted. While inserts fail nothing more is read, so an outage holds
     /// rows on disk, not in memory.
     batch: Vec<UsageEvent>,
@@ -285,134 +281,5 @@ async fn sleep_until_some(at: Option<Instant>) {
     match at {
         Some(at) => sleep_until(at).await,
         None => std::future::pending().await,
-    }
-}
-
-/// The writer's read position: one segment at a time, oldest first, keeping a partial last
-/// line until its end arrives.
-struct Tail {
-    dir: PathBuf,
-    seq: u64,
-    file: Option<File>,
-    buf: Vec<u8>,
-    /// Bytes of `buf` before this are consumed.
-    start: usize,
-    /// A newer segment exists, so this one gets no more writes: at its EOF, move on.
-    newer_seen: bool,
-    /// Segments read to the end, deleted once the batch holding their last rows commits.
-    finished: Vec<u64>,
-}
-
-impl Tail {
-    fn new(journal: &Journal) -> Tail {
-        Tail {
-            dir: journal.dir().to_path_buf(),
-            seq: journal.first_segment(),
-            file: None,
-            buf: Vec::new(),
-            start: 0,
-            newer_seen: false,
-            finished: Vec::new(),
-        }
-    }
-
-    /// The next row in append order, or `None` when caught up with the appends.
-    fn next_row(&mut self, journal: &Journal) -> io::Result<Option<UsageEvent>> {
-        loop {
-            if let Some(line) = self.next_line() {
-                match parse_line(&self.buf[line], self.seq) {
-                    Some(row) => return Ok(Some(row)),
-                    None => journal.forget(1),
-                }
-                continue;
-            }
-            if self.read_more()? > 0 {
-                continue;
-            }
-            if !self.newer_seen {
-                // Checked before the final read: every write to this segment precedes the
-                // newer segment's creation, so the read after seeing it gets them all.
-                self.newer_seen = journal.newest_segment() > self.seq;
-                if self.newer_seen {
-                    continue;
-                }
-                return Ok(None);
-            }
-            self.next_segment(journal.newest_segment())?;
-        }
-    }
-
-    fn next_line(&mut self) -> Option<Range<usize>> {
-        let len = self.buf[self.start..].iter().position(|b| *b == b'\n')?;
-        let line = self.start..self.start + len;
-        self.start += len + 1;
-        Some(line)
-    }
-
-    fn read_more(&mut self) -> io::Result<usize> {
-        self.buf.drain(..self.start);
-        self.start = 0;
-        let file = match &mut self.file {
-            Some(file) => file,
-            None => match File::open(segment_path(&self.dir, self.seq)) {
-                Ok(file) => self.file.insert(file),
-                Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(0),
-                Err(err) => return Err(err),
-            },
-        };
-        let old = self.buf.len();
-        self.buf.resize(old + READ_CHUNK, 0);
-        let read = file.read(&mut self.buf[old..]);
-        self.buf.truncate(old + *read.as_ref().unwrap_or(&0));
-        read
-    }
-
-    fn next_segment(&mut self, newest: u64) -> io::Result<()> {
-        let next = list_segments(&self.dir)?
-            .into_iter()
-            .find(|seq| *seq > self.seq)
-            .unwrap_or(newest);
-        let partial = self.buf.len() - self.start;
-        if partial > 0 {
-            tracing::warn!(
-                segment = self.seq,
-                bytes = partial,
-                "skipping an unfinished last line in a usage journal segment (its writer stopped mid-line)"
-            );
-        }
-        self.finished.push(self.seq);
-        self.seq = next;
-        self.file = None;
-        self.buf.clear();
-        self.start = 0;
-        self.newer_seen = false;
-        Ok(())
-    }
-
-    /// Call only with no uncommitted rows: every finished segment is then fully committed.
-    fn delete_finished(&mut self) {
-        let dir = &self.dir;
-        self.finished.retain(|seq| match fs::remove_file(segment_path(dir, *seq)) {
-            Ok(()) => false,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => false,
-            Err(err) => {
-                tracing::warn!(error = %err, segment = *seq, "cannot delete a committed usage journal segment");
-                true
-            }
-        });
-    }
-}
-
-/// A row, or `None` for a line to skip: blank, or not a usage row (logged; never wedges).
-fn parse_line(line: &[u8], seq: u64) -> Option<UsageEvent> {
-    if line.iter().all(u8::is_ascii_whitespace) {
-        return None;
-    }
-    match serde_json::from_slice(line) {
-        Ok(row) => Some(row),
-        Err(err) => {
-            tracing::error!(error = %err, segment = seq, "skipping a usage journal line that is not a usage row");
-            None
-        }
     }
 }

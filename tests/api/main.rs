@@ -10,4 +10,5 @@ mod chat;
 mod errors;
 mod faults;
 mod ledger;
+mod ledger_sql;
 mod operations;

@@ -5,8 +5,11 @@ use std::sync::Mutex;
 
 use tokio::task::JoinHandle;
 
+use std::fs;
+
 use super::*;
 use crate::usage::journal::tests::{event, line};
+use crate::usage::journal::{list_segments, segment_path};
 
 /// The database, in memory: ignores request_ids it has, and can be told to fail.
 #[derive(Clone, Default)]

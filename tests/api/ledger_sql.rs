@@ -1,12 +1,13 @@
 //! The usage ledger's SQL on both backends against a real Postgres and a SQLite file: inserts,
 //! `usage_daily`, summaries, partitions, retention, and every query of `docs/dashboards.md`.
-#![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
 use chrono::{DateTime, NaiveDate, Utc};
 use glm_gateway::store::{Db, NewKey, UsageGroup};
 use glm_gateway::usage::{UsageEvent, UsageSource};
 use serde_json::{json, Value};
-use sqlx::{Connection, Row, TypeInfo, ValueRef};
+use sqlx::{Row, TypeInfo, ValueRef};
+
+use crate::helpers::fresh_postgres_database;
 
 /// A migrated database; the SQLite folder lives as long as it does.
 struct TestDb {
@@ -15,18 +16,7 @@ struct TestDb {
 }
 
 async fn postgres() -> TestDb {
-    let server = std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let server = server.trim_end_matches('/').to_owned();
-    let name = format!("glm_test_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres"))
-        .await
-        .unwrap();
-    sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let db = Db::connect(&format!("{server}/{name}")).await.unwrap();
+    let db = Db::connect(&fresh_postgres_database().await).await.unwrap();
     db.migrate().await.unwrap();
     TestDb { db, _folder: None }
 }
