@@ -44,6 +44,7 @@ impl Ledger {
 
     fn record(&self, mut event: UsageEvent) {
         let Some(journal) = &self.journal else { return };
+        make_storable(&mut event);
         if let Some(model) = &event.upstream_model {
             event.cost = self.prices.cost(
                 model,
@@ -54,6 +55,34 @@ impl Ledger {
             );
         }
         journal.append(&event);
+    }
+}
+
+/// Model names longer than this are cut in the row (a client may send anything).
+const MAX_MODEL_CHARS: usize = 200;
+
+/// Text from clients goes into the row, but Postgres refuses NUL characters in text, and one
+/// refused row must not hold up the ledger: NULs are removed, model names kept short.
+fn make_storable(event: &mut UsageEvent) {
+    let texts = [
+        &mut event.requested_model,
+        &mut event.upstream_model,
+        &mut event.error_code,
+        &mut event.prompt_text,
+        &mut event.completion_text,
+    ];
+    for text in texts.into_iter().flatten() {
+        if text.contains('\0') {
+            text.retain(|c| c != '\0');
+        }
+    }
+    for text in [&mut event.requested_model, &mut event.upstream_model]
+        .into_iter()
+        .flatten()
+    {
+        if let Some((cut, _)) = text.char_indices().nth(MAX_MODEL_CHARS) {
+            text.truncate(cut);
+        }
     }
 }
 

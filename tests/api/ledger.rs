@@ -296,3 +296,32 @@ on_both_backends!(
     graceful_shutdown_writes_every_pending_row,
     content_is_stored_only_when_asked,
 );
+
+/// A NUL in client text (which Postgres refuses in text columns) must not stop the ledger.
+async fn odd_client_text_cannot_hold_up_the_ledger(backend: Backend) {
+    let app = spawn_app_with(backend, |config| config.usage.store_content = true).await;
+    let key = app.key().await;
+    let model = format!("glm-4.7\u{0}{}", "x".repeat(500));
+    let response = app
+        .chat(
+            &key,
+            json!({"model": model, "messages": ask("nul \u{0} inside")}),
+        )
+        .await;
+    let first = request_id(&response);
+    let response = app
+        .chat(&key, json!({"model": "glm-4.7", "messages": ask("after")}))
+        .await;
+    let second = request_id(&response);
+    let row = row_of(&app.db, &first).await;
+    let stored = row.requested_model.unwrap();
+    assert!(
+        !stored.contains('\u{0}')
+            && stored.starts_with("glm-4.7x")
+            && stored.chars().count() == 200
+    );
+    row_of(&app.db, &second).await;
+    app.shutdown().await;
+}
+
+on_both_backends!(odd_client_text_cannot_hold_up_the_ledger);
