@@ -57,6 +57,8 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     }
     if state.config.zhipu.api_keys.is_empty() {
         degraded.insert("upstream".into(), json!("no Zhipu API key configured"));
+    } else if let Some(trouble) = state.zhipu.trouble() {
+        degraded.insert("upstream".into(), json!(trouble));
     }
     let status = if degraded.is_empty() {
         "ready"

@@ -2,7 +2,7 @@
 //! timeouts and turns any non-200 answer into an OpenAI-shaped error. It knows nothing of
 //! OpenAI's request shapes; `openai` translates before and after.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
@@ -28,6 +28,32 @@ pub struct ZhipuClient {
     next_credential: AtomicUsize,
     first_byte_timeout: Duration,
     total_timeout: Duration,
+    health: UpstreamHealth,
+}
+
+/// Whether the upstream answered lately: set by every call, read by `/readyz`.
+#[derive(Default)]
+struct UpstreamHealth {
+    /// Unix ms of the last failure to get any answer, and of the last answer (any status).
+    last_failure_ms: AtomicI64,
+    last_answer_ms: AtomicI64,
+    last_failure: std::sync::Mutex<&'static str>,
+}
+
+impl UpstreamHealth {
+    fn failed(&self, what: &'static str) {
+        *self
+            .last_failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = what;
+        self.last_failure_ms
+            .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
+    }
+
+    fn answered(&self) {
+        self.last_answer_ms
+            .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
+    }
 }
 
 /// A 200 answer whose body has yet to be read, with the instant the whole exchange must end by.
@@ -55,6 +81,7 @@ impl ZhipuClient {
             next_credential: AtomicUsize::new(0),
             first_byte_timeout: config.first_byte_timeout,
             total_timeout: config.total_timeout,
+            health: UpstreamHealth::default(),
         })
     }
 
@@ -78,19 +105,42 @@ impl ZhipuClient {
                 .await
             {
                 Err(_) => {
+                    self.health.failed("no answer in time");
                     return Err(ApiError::upstream_timeout(
                         "The upstream did not start answering in time.",
-                    ))
+                    ));
                 }
-                Ok(Err(error)) => return Err(transport_error(&error)),
+                Ok(Err(error)) => {
+                    self.health.failed("connection failed");
+                    return Err(transport_error(&error));
+                }
                 Ok(Ok(response)) => response,
             };
+        self.health.answered();
         if response.status() == reqwest::StatusCode::OK {
             return Ok(UpstreamResponse { response, deadline });
         }
         let status = response.status().as_u16();
         let body = read_capped(response, deadline, MAX_ERROR_BODY).await;
         Err(map_zhipu_error(status, &body))
+    }
+
+    /// Why the upstream looks unwell, if its last call got no answer at all (any HTTP status
+    /// counts as an answer), with when that was.
+    pub fn trouble(&self) -> Option<String> {
+        let failed = self.health.last_failure_ms.load(Ordering::Relaxed);
+        if failed == 0 || failed < self.health.last_answer_ms.load(Ordering::Relaxed) {
+            return None;
+        }
+        let what = *self
+            .health
+            .last_failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let at = chrono::DateTime::from_timestamp_millis(failed)
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_default();
+        Some(format!("the last call got no answer ({what}) at {at}"))
     }
 
     /// Round-robin over the configured keys.

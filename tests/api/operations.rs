@@ -76,3 +76,36 @@ on_both_backends!(
     every_response_has_its_own_request_id,
     without_an_admin_token_the_admin_api_refuses_everyone,
 );
+
+async fn readiness_names_an_unreachable_upstream(backend: Backend) {
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base_url = format!("http://{}/api/paas/v4", closed.local_addr().unwrap());
+    drop(closed);
+    let app = spawn_app_with(backend, |config| config.zhipu.base_url = base_url).await;
+    let key = app.key().await;
+    let request =
+        serde_json::json!({"model": "glm-4.7", "messages": [{"role": "user", "content": "hi"}]});
+    let response = app.chat(&key, request).await;
+    assert_eq!(response.status(), 502);
+    assert_eq!(error_of(response).await["code"], "upstream_unreachable");
+    let ready: Value = app
+        .http
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "degraded");
+    assert!(
+        ready["degraded"]["upstream"]
+            .as_str()
+            .unwrap()
+            .contains("no answer"),
+        "{ready}"
+    );
+    app.shutdown().await;
+}
+
+on_both_backends!(readiness_names_an_unreachable_upstream);
