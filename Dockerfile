@@ -3,6 +3,7 @@ FROM rust:1-slim-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src src
+COPY benches benches
 COPY migrations migrations
 COPY config config
 RUN cargo build --release --locked && strip target/release/glm-gateway
