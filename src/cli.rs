@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use clap::{Parser, Subcommand};
 
 use crate::app::{shutdown_signal, App, BuildOptions};
@@ -84,22 +84,9 @@ enum Command {
 enum KeysCommand {
     /// Create a key and print it (the only time the secret is shown).
     Create {
-        #[arg(long)]
-        name: String,
-        #[arg(long)]
-        team: String,
-        /// Models this key may use (names or `prefix*`), comma-separated; default all.
-        #[arg(long, value_delimiter = ',')]
-        models: Option<Vec<String>>,
-        #[arg(long)]
-        rpm: Option<i64>,
-        #[arg(long)]
-        tpm: Option<i64>,
-        #[arg(long)]
-        token_budget: Option<i64>,
-        /// Expiry as RFC 3339, e.g. 2027-01-01T00:00:00Z.
-        #[arg(long)]
-        expires_at: Option<DateTime<Utc>>,
+        #[command(flatten)]
+        key: CreateKey,
+        /// Print the key as JSON, as `POST /admin/keys` answers.
         #[arg(long)]
         json: bool,
     },
@@ -213,25 +200,7 @@ async fn open_db(config: &Config) -> anyhow::Result<Db> {
 async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
     let db = open_db(config).await?;
     match command {
-        KeysCommand::Create {
-            name,
-            team,
-            models,
-            rpm,
-            tpm,
-            token_budget,
-            expires_at,
-            json,
-        } => {
-            let request = CreateKey {
-                name,
-                team,
-                models,
-                rpm,
-                tpm,
-                token_budget,
-                expires_at,
-            };
+        KeysCommand::Create { key: request, json } => {
             let (created, _) = create_key(&db, request)
                 .await
                 .map_err(|e| anyhow::anyhow!(e.message))?;

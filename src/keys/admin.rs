@@ -8,15 +8,30 @@ use super::{generate, ApiKey};
 use crate::error::ApiError;
 use crate::store::{Db, KeyRecord, NewKey};
 
-#[derive(Debug, Default, Deserialize)]
+/// The body of `POST /admin/keys` and the flags of `glm-gateway keys create`.
+#[derive(Debug, Default, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
+    /// A name for people, e.g. the service using the key.
+    #[arg(long)]
     pub name: String,
+    /// The team the key's usage is booked to.
+    #[arg(long)]
     pub team: String,
+    /// Models this key may use (names or `prefix*`), comma-separated; default all.
+    #[arg(long, value_delimiter = ',')]
     pub models: Option<Vec<String>>,
+    /// Requests per minute (stored, not enforced yet).
+    #[arg(long)]
     pub rpm: Option<i64>,
+    /// Tokens per minute (stored, not enforced yet).
+    #[arg(long)]
     pub tpm: Option<i64>,
+    /// Total tokens this key may use (stored, not enforced yet).
+    #[arg(long)]
     pub token_budget: Option<i64>,
+    /// Expiry as RFC 3339, e.g. 2027-01-01T00:00:00Z.
+    #[arg(long)]
     pub expires_at: Option<DateTime<Utc>>,
 }
 
