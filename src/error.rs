@@ -61,9 +61,12 @@ impl ApiError {
         Self::new(StatusCode::BAD_GATEWAY, "server_error", message).code(code)
     }
 
-    /// 504 for an upstream that did not answer in time.
+    /// 504 for an upstream that did not answer in time. Not to be retried by the SDKs: the
+    /// upstream may well still be generating (and billing) the first attempt.
     pub fn upstream_timeout(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::GATEWAY_TIMEOUT, "server_error", message).code("upstream_timeout")
+        Self::new(StatusCode::GATEWAY_TIMEOUT, "server_error", message)
+            .code("upstream_timeout")
+            .no_retry()
     }
 
     /// 500 with a generic message; the cause is logged here and stays out of the response.

@@ -30,7 +30,10 @@ pub async fn chat_completions(
         messages.map(Value::to_string).unwrap_or_default()
     });
     let body = serde_json::to_vec(&glm.body).map_err(|e| ApiError::internal(&e))?;
-    let upstream = state.zhipu.post("/chat/completions", body).await?;
+    let upstream = state
+        .zhipu
+        .post("/chat/completions", body, glm.stream)
+        .await?;
     if glm.stream {
         let upstream = upstream.expect_event_stream().await?;
         let ticket = ticket.claim();

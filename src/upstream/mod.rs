@@ -87,7 +87,15 @@ impl ZhipuClient {
 
     /// POSTs `body` (JSON) to `path` under the base URL and returns the response once its
     /// status is 200; any other status becomes the mapped OpenAI error.
-    pub async fn post(&self, path: &str, body: Vec<u8>) -> ApiResult<UpstreamResponse> {
+    ///
+    /// For a stream the headers come at once, so `first_byte_timeout` bounds the wait for them;
+    /// a plain answer's headers come only with the whole answer, so only `total_timeout` does.
+    pub async fn post(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        stream: bool,
+    ) -> ApiResult<UpstreamResponse> {
         let deadline = Instant::now() + self.total_timeout;
         let authorization = self
             .credential()?
@@ -100,22 +108,24 @@ impl ZhipuClient {
             .header(CONTENT_TYPE, "application/json")
             .body(body)
             .send();
-        let response =
-            match tokio::time::timeout(self.first_byte_timeout.min(self.total_timeout), request)
-                .await
-            {
-                Err(_) => {
-                    self.health.failed("no answer in time");
-                    return Err(ApiError::upstream_timeout(
-                        "The upstream did not start answering in time.",
-                    ));
-                }
-                Ok(Err(error)) => {
-                    self.health.failed("connection failed");
-                    return Err(transport_error(&error));
-                }
-                Ok(Ok(response)) => response,
-            };
+        let wait = if stream {
+            self.first_byte_timeout.min(self.total_timeout)
+        } else {
+            self.total_timeout
+        };
+        let response = match tokio::time::timeout(wait, request).await {
+            Err(_) => {
+                self.health.failed("no answer in time");
+                return Err(ApiError::upstream_timeout(
+                    "The upstream did not start answering in time.",
+                ));
+            }
+            Ok(Err(error)) => {
+                self.health.failed("connection failed");
+                return Err(transport_error(&error));
+            }
+            Ok(Ok(response)) => response,
+        };
         self.health.answered();
         if response.status() == reqwest::StatusCode::OK {
             return Ok(UpstreamResponse { response, deadline });

@@ -351,18 +351,23 @@ async fn failures_mid_stream_become_an_error_event_and_the_end(backend: Backend)
 }
 
 async fn a_slow_upstream_times_out_with_504(backend: Backend) {
+    // A plain answer's headers come with the whole answer: only the total timeout applies.
     let app = spawn_app_with(backend, |config| {
-        config.zhipu.first_byte_timeout = Duration::from_millis(500)
+        config.zhipu.first_byte_timeout = Duration::from_millis(300);
+        config.zhipu.total_timeout = Duration::from_millis(1500);
     })
     .await;
     let key = app.key().await;
-    let response = app
-        .chat(
-            &key,
-            json!({"model": "glm-4.7", "messages": user("#slow 3000")}),
-        )
-        .await;
+    let slow = json!({"model": "glm-4.7", "messages": user("#slow 800")});
+    assert_eq!(app.chat(&key, slow).await.status(), 200);
+    let too_slow = json!({"model": "glm-4.7", "messages": user("#slow 3000")});
+    let response = app.chat(&key, too_slow).await;
     assert_eq!(response.status(), 504);
+    assert_eq!(
+        response.headers()["x-should-retry"],
+        "false",
+        "a retry would bill the work again"
+    );
     assert_eq!(error_of(response).await["code"], "upstream_timeout");
     app.shutdown().await;
 }
