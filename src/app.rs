@@ -1,7 +1,7 @@
 //! Building and running the gateway: database, migrations, key cache, upstream client, router,
 //! listener; then serving until shutdown, letting open streams finish.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -18,6 +18,9 @@ use crate::store::Db;
 use crate::telemetry::metrics_handle;
 use crate::upstream::ZhipuClient;
 use crate::usage::{maintenance, run_writer, Journal, Ledger, PriceTable, WriterSettings};
+
+/// After the grace period, how long ended streams get to reach their clients.
+const CLOSING_TIME: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub struct App {
     listener: TcpListener,
@@ -80,6 +83,7 @@ impl App {
             ledger: Arc::new(ledger),
             tasks: TaskTracker::new(),
             shutdown: CancellationToken::new(),
+            hard_stop: CancellationToken::new(),
             metrics: metrics_handle(),
         };
         state.keys.spawn_refresh(
@@ -154,17 +158,27 @@ impl App {
             }
         });
         let serve = axum::serve(listener, router(state.clone()))
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-        let deadline = async {
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .into_future();
+        tokio::pin!(serve);
+        let grace_over = async {
             shutdown.cancelled().await;
             tokio::time::sleep(grace).await;
         };
         tokio::select! {
-            result = serve => result.context("server error")?,
-            () = deadline => tracing::warn!("shutdown grace period over; closing open connections"),
+            result = &mut serve => result.context("server error")?,
+            () = grace_over => {
+                // Streams still open end now, each with an error event and its ledger row.
+                tracing::warn!("shutdown grace period over; ending open streams");
+                state.hard_stop.cancel();
+                if tokio::time::timeout(CLOSING_TIME, &mut serve).await.is_err() {
+                    tracing::warn!("closing connections that are still open");
+                }
+            }
         }
+        state.hard_stop.cancel();
         state.tasks.close();
-        if tokio::time::timeout(grace, state.tasks.wait())
+        if tokio::time::timeout(CLOSING_TIME, state.tasks.wait())
             .await
             .is_err()
         {

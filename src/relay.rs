@@ -14,6 +14,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::error::ApiError;
@@ -23,6 +24,8 @@ use crate::upstream::UpstreamResponse;
 /// Frames waiting for a slow client; past this the upstream read waits too (TCP backpressure),
 /// which bounds a stream's memory.
 const CHANNEL_FRAMES: usize = 16;
+/// A client that accepts no frame for this long is taken to be gone.
+const STALLED_CLIENT: Duration = Duration::from_secs(60);
 
 /// How a relayed stream ended, for the usage ledger.
 #[derive(Debug, Clone, Default)]
@@ -40,6 +43,9 @@ pub struct RelayOptions {
     pub include_usage: bool,
     /// How long the upstream is still read after the client has gone, to learn the usage.
     pub drain_timeout: Duration,
+    /// Fired when the gateway's shutdown grace is over: the stream then ends at once with an
+    /// error event, and its row is written.
+    pub hard_stop: CancellationToken,
 }
 
 /// Starts relaying and returns the client's response at once. `on_end` runs in the relay task
@@ -90,15 +96,22 @@ async fn pump<F>(
     let mut on_end = Some(on_end);
     // Ends only through `done`, which hands the outcome over first.
     loop {
-        let batch = match tokio::time::timeout_at(stop_at, events.next()).await {
+        let next = tokio::select! {
+            next = tokio::time::timeout_at(stop_at, events.next()) => {
+                next.map(|item| item.map(|event| event.map_err(Interrupted::Upstream)))
+            }
+            () = options.hard_stop.cancelled() => Ok(Some(Err(Interrupted::Shutdown))),
+        };
+        let batch = match next {
             Ok(Some(Ok(event))) => rewriter.push(&event.data),
-            Ok(Some(Err(error))) => {
+            Ok(Some(Err(Interrupted::Upstream(error)))) => {
                 tracing::warn!(%error, "upstream stream failed");
                 rewriter.finish(Some(&ApiError::bad_gateway(
                     "upstream_error",
                     "The upstream stream failed.",
                 )))
             }
+            Ok(Some(Err(Interrupted::Shutdown))) => rewriter.finish(Some(&shutting_down())),
             Ok(None) => rewriter.finish(None),
             Err(_) if client_disconnected => {
                 tracing::info!("stopped draining a stream whose client left");
@@ -108,14 +121,25 @@ async fn pump<F>(
                 "The upstream did not finish its answer in time.",
             ))),
         };
-        let done = rewriter.is_finished() || (client_disconnected && Instant::now() >= stop_at);
+        let done = rewriter.is_finished()
+            || options.hard_stop.is_cancelled()
+            || (client_disconnected && Instant::now() >= stop_at);
         if done {
             if let Some(on_end) = on_end.take() {
                 on_end(outcome(&rewriter, client_disconnected));
             }
         }
         for frame in batch {
-            if !client_disconnected && frames.send(frame).await.is_err() {
+            if client_disconnected {
+                break;
+            }
+            // A client that stops reading but keeps its connection counts as gone once it has
+            // taken nothing for a while; the upstream is then drained as for one that left.
+            let accepted = deadline.min(Instant::now() + STALLED_CLIENT);
+            if !matches!(
+                tokio::time::timeout_at(accepted, frames.send(frame)).await,
+                Ok(Ok(()))
+            ) {
                 client_disconnected = true;
                 stop_at = deadline.min(Instant::now() + options.drain_timeout);
             }
@@ -124,6 +148,21 @@ async fn pump<F>(
             break;
         }
     }
+}
+
+/// Why reading the upstream stopped early.
+enum Interrupted {
+    Upstream(eventsource_stream::EventStreamError<reqwest::Error>),
+    Shutdown,
+}
+
+fn shutting_down() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "server_error",
+        "The gateway is shutting down; the answer was cut short.",
+    )
+    .code("gateway_shutting_down")
 }
 
 fn outcome(rewriter: &ChunkRewriter, client_disconnected: bool) -> StreamOutcome {

@@ -24,6 +24,8 @@ pub struct AppState {
     pub tasks: TaskTracker,
     /// Fired when the gateway begins to shut down.
     pub shutdown: CancellationToken,
+    /// Fired when the shutdown grace is over: open streams then end at once.
+    pub hard_stop: CancellationToken,
     pub metrics: PrometheusHandle,
 }
 

@@ -40,6 +40,7 @@ pub async fn chat_completions(
         let options = RelayOptions {
             include_usage: glm.include_usage,
             drain_timeout: state.config.usage.drain_timeout,
+            hard_stop: state.hard_stop.clone(),
         };
         return Ok(relay_sse(upstream, options, &state.tasks, move |outcome| {
             ticket.finish_stream(&outcome)
@@ -55,6 +56,7 @@ pub async fn chat_completions(
     let answer = from_glm(answer)?;
     let usage = AnswerUsage {
         tokens: answer.get("usage").and_then(TokenUsage::from_value),
+        completion_chars: answer_chars(&answer),
         images: 0,
         completion_text: state
             .ledger
@@ -108,6 +110,30 @@ fn text_chars(messages: &Value) -> usize {
             _ => 0,
         })
         .sum()
+}
+
+/// Characters of the answer's text, reasoning and tool-call arguments, for usage estimates.
+fn answer_chars(answer: &Value) -> usize {
+    let Some(message) = answer.pointer("/choices/0/message") else {
+        return 0;
+    };
+    let text = |key: &str| {
+        message
+            .get(key)
+            .and_then(Value::as_str)
+            .map_or(0, |t| t.chars().count())
+    };
+    let calls = message
+        .get("tool_calls")
+        .and_then(Value::as_array)
+        .map_or(0, |calls| {
+            calls
+                .iter()
+                .filter_map(|call| call.pointer("/function/arguments").and_then(Value::as_str))
+                .map(|arguments| arguments.chars().count())
+                .sum()
+        });
+    text("content") + text("reasoning_content") + calls
 }
 
 /// The answer's text, and its tool calls, as stored with `store_content`.

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use tokio::time::Instant;
 
@@ -20,6 +20,8 @@ pub use credential::{sign, Credential};
 
 /// Error bodies are read up to this size; the rest is ignored.
 const MAX_ERROR_BODY: usize = 64 * 1024;
+/// A plain answer larger than this is refused rather than held in memory.
+const MAX_ANSWER_BODY: usize = 64 * 1024 * 1024;
 
 pub struct ZhipuClient {
     http: reqwest::Client,
@@ -183,14 +185,33 @@ impl UpstreamResponse {
         Err(map_zhipu_error(200, &body))
     }
 
-    /// Reads a whole (non-stream) body before the deadline.
+    /// Reads a whole (non-stream) body before the deadline, up to `MAX_ANSWER_BODY`.
     pub async fn bytes(self) -> ApiResult<Bytes> {
-        match tokio::time::timeout_at(self.deadline, self.response.bytes()).await {
-            Err(_) => Err(ApiError::upstream_timeout(
-                "The upstream did not finish its answer in time.",
-            )),
-            Ok(Err(error)) => Err(transport_error(&error)),
-            Ok(Ok(bytes)) => Ok(bytes),
+        let too_large =
+            || ApiError::bad_gateway("upstream_error", "The upstream's answer is too large.");
+        if self
+            .response
+            .content_length()
+            .is_some_and(|length| length > MAX_ANSWER_BODY as u64)
+        {
+            return Err(too_large());
+        }
+        let mut stream = self.response.bytes_stream();
+        let mut body = BytesMut::new();
+        loop {
+            match tokio::time::timeout_at(self.deadline, stream.next()).await {
+                Err(_) => {
+                    return Err(ApiError::upstream_timeout(
+                        "The upstream did not finish its answer in time.",
+                    ))
+                }
+                Ok(Some(Err(error))) => return Err(transport_error(&error)),
+                Ok(Some(Ok(chunk))) if body.len() + chunk.len() > MAX_ANSWER_BODY => {
+                    return Err(too_large())
+                }
+                Ok(Some(Ok(chunk))) => body.extend_from_slice(&chunk),
+                Ok(None) => return Ok(body.freeze()),
+            }
         }
     }
 }

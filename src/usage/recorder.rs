@@ -60,6 +60,9 @@ impl Ledger {
 
 /// Model names longer than this are cut in the row (a client may send anything).
 const MAX_MODEL_CHARS: usize = 200;
+/// Stored prompt and completion text is cut at this many bytes, so that a prompt full of
+/// base64 images cannot make a row (and a batch of them) huge.
+const MAX_CONTENT_BYTES: usize = 64 * 1024;
 
 /// Text from clients goes into the row, but Postgres refuses NUL characters in text, and one
 /// refused row must not hold up the ledger: NULs are removed, model names kept short.
@@ -81,6 +84,18 @@ fn make_storable(event: &mut UsageEvent) {
         .flatten()
     {
         if let Some((cut, _)) = text.char_indices().nth(MAX_MODEL_CHARS) {
+            text.truncate(cut);
+        }
+    }
+    for text in [&mut event.prompt_text, &mut event.completion_text]
+        .into_iter()
+        .flatten()
+    {
+        if text.len() > MAX_CONTENT_BYTES {
+            let cut = (0..=MAX_CONTENT_BYTES)
+                .rev()
+                .find(|at| text.is_char_boundary(*at))
+                .unwrap_or(0);
             text.truncate(cut);
         }
     }
@@ -124,12 +139,16 @@ impl TokenUsage {
 #[derive(Debug, Clone, Default)]
 pub struct AnswerUsage {
     pub tokens: Option<TokenUsage>,
+    /// Characters of the answer, for an estimate when the upstream reported no usage.
+    pub completion_chars: usize,
     pub images: i64,
     pub completion_text: Option<String>,
 }
 
 /// One request's pending row. Handlers fill in what they learn; the row is written once, by
-/// `track_usage` when the response leaves, or by a stream relay when the stream ends.
+/// `track_usage` when the response leaves, or by a stream relay when the stream ends, or, if
+/// neither gets to it (the client left before the response, the gateway stopped mid-stream),
+/// when the ticket is dropped.
 pub struct UsageTicket {
     ledger: Arc<Ledger>,
     request_id: Arc<str>,
@@ -140,6 +159,7 @@ pub struct UsageTicket {
     models: OnceLock<(String, String)>,
     prompt: OnceLock<(usize, Option<String>)>,
     claimed: AtomicBool,
+    recorded: AtomicBool,
 }
 
 impl UsageTicket {
@@ -163,25 +183,10 @@ impl UsageTicket {
     /// Writes a stream's row; called before the stream's last frames reach the client.
     pub fn finish_stream(&self, outcome: &StreamOutcome) {
         let reported = outcome.usage.as_ref().and_then(TokenUsage::from_value);
-        let (tokens, source) = match reported {
-            Some(tokens) => (tokens, UsageSource::Upstream),
-            None if outcome.streamed_chars > 0 => {
-                let prompt = TokenUsage::estimate(self.prompt.get().map_or(0, |p| p.0));
-                let completion = TokenUsage::estimate(outcome.streamed_chars);
-                let tokens = TokenUsage {
-                    prompt,
-                    completion,
-                    total: prompt + completion,
-                    cached: 0,
-                };
-                (tokens, UsageSource::Estimated)
-            }
-            None => (TokenUsage::default(), UsageSource::None),
-        };
         let mut event = self.event(200, outcome.error_code.clone(), true);
-        apply_tokens(&mut event, tokens, source);
+        self.count_tokens(&mut event, reported, outcome.streamed_chars);
         event.client_disconnected = outcome.client_disconnected;
-        self.ledger.record(event);
+        self.record(event);
     }
 
     fn finish_response(&self, response: &Response) {
@@ -191,13 +196,45 @@ impl UsageTicket {
             .and_then(|e| e.code.as_deref().map(String::from));
         let mut event = self.event(response.status().as_u16(), error_code, false);
         if let Some(answer) = response.extensions().get::<AnswerUsage>() {
-            if let Some(tokens) = answer.tokens {
-                apply_tokens(&mut event, tokens, UsageSource::Upstream);
-            }
+            self.count_tokens(&mut event, answer.tokens, answer.completion_chars);
             event.image_count = answer.images;
             event.completion_text.clone_from(&answer.completion_text);
         }
-        self.ledger.record(event);
+        self.record(event);
+    }
+
+    /// The upstream's counts when it gave them; otherwise, if any answer came, an estimate from
+    /// the prompt and the answer's length, never a silent 0.
+    fn count_tokens(
+        &self,
+        event: &mut UsageEvent,
+        reported: Option<TokenUsage>,
+        answer_chars: usize,
+    ) {
+        let (tokens, source) = match reported {
+            Some(tokens) => (tokens, UsageSource::Upstream),
+            None if answer_chars > 0 => (self.estimate(answer_chars), UsageSource::Estimated),
+            None => (TokenUsage::default(), UsageSource::None),
+        };
+        apply_tokens(event, tokens, source);
+    }
+
+    fn estimate(&self, answer_chars: usize) -> TokenUsage {
+        let prompt = TokenUsage::estimate(self.prompt.get().map_or(0, |p| p.0));
+        let completion = TokenUsage::estimate(answer_chars);
+        TokenUsage {
+            prompt,
+            completion,
+            total: prompt + completion,
+            cached: 0,
+        }
+    }
+
+    /// Writes the row unless it was written already.
+    fn record(&self, event: UsageEvent) {
+        if !self.recorded.swap(true, Ordering::AcqRel) {
+            self.ledger.record(event);
+        }
     }
 
     fn event(&self, status_code: u16, error_code: Option<String>, streamed: bool) -> UsageEvent {
@@ -225,6 +262,36 @@ impl UsageTicket {
             prompt_text: self.prompt.get().and_then(|p| p.1.clone()),
             completion_text: None,
         }
+    }
+}
+
+impl Drop for UsageTicket {
+    /// The request ended without its row: the client left before the response began (499,
+    /// as web servers log it), or a stream was cut off by the gateway stopping. If the prompt
+    /// had gone upstream, its tokens are estimated: the upstream may bill for it.
+    fn drop(&mut self) {
+        if self.recorded.load(Ordering::Acquire) {
+            return;
+        }
+        let streamed = self.claimed.load(Ordering::Acquire);
+        let (status, code) = if streamed {
+            (200, "stream_interrupted")
+        } else {
+            (499, "client_closed_request")
+        };
+        let mut event = self.event(status, Some(code.to_owned()), streamed);
+        event.client_disconnected = !streamed;
+        if let Some((chars, _)) = self.prompt.get() {
+            let prompt = TokenUsage::estimate(*chars);
+            let tokens = TokenUsage {
+                prompt,
+                completion: 0,
+                total: prompt,
+                cached: 0,
+            };
+            apply_tokens(&mut event, tokens, UsageSource::Estimated);
+        }
+        self.record(event);
     }
 }
 
@@ -258,6 +325,7 @@ pub async fn track_usage(
         models: OnceLock::new(),
         prompt: OnceLock::new(),
         claimed: AtomicBool::new(false),
+        recorded: AtomicBool::new(false),
     });
     request.extensions_mut().insert(Arc::clone(&ticket));
     let response = next.run(request).await;

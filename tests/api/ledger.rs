@@ -325,3 +325,72 @@ async fn odd_client_text_cannot_hold_up_the_ledger(backend: Backend) {
 }
 
 on_both_backends!(odd_client_text_cannot_hold_up_the_ledger);
+
+async fn a_client_that_gives_up_before_the_answer_still_leaves_a_row(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let key = app.key().await;
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let request = json!({"model": "glm-4.7", "messages": ask("#slow 1500")});
+    let result = impatient
+        .post(app.url("/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(&request)
+        .send()
+        .await;
+    assert!(result.is_err(), "the client timed out");
+    let rows = wait_for_rows(&app.db, 1).await;
+    let row = &rows[0];
+    assert_eq!(
+        (row.status_code, row.error_code.as_deref()),
+        (499, Some("client_closed_request"))
+    );
+    assert!(row.client_disconnected);
+    assert_eq!(
+        row.usage_source, "estimated",
+        "the prompt had gone upstream"
+    );
+    assert!(row.prompt_tokens > 0 && row.completion_tokens == 0);
+    app.shutdown().await;
+}
+
+async fn a_stream_cut_by_shutdown_ends_with_an_error_event_and_a_row(backend: Backend) {
+    let app = spawn_app_with(backend, |config| {
+        config.server.shutdown_grace = Duration::from_millis(500)
+    })
+    .await;
+    let key = app.key().await;
+    let request =
+        json!({"model": "glm-4.7", "messages": ask("#chunks 40 #slow 100"), "stream": true});
+    let response = app.chat(&key, request).await;
+    let id = request_id(&response);
+    let mut body = response.bytes_stream();
+    let mut text = String::from_utf8(body.next().await.unwrap().unwrap().to_vec()).unwrap();
+    app.begin_shutdown();
+    while let Some(Ok(chunk)) = body.next().await {
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    let payloads = sse_payloads(&text);
+    assert!(
+        payloads.last().unwrap().contains("gateway_shutting_down"),
+        "{text}"
+    );
+    assert!(!payloads.contains(&"[DONE]".to_owned()));
+    let url = app.database_url.clone();
+    let _folder = app.shutdown().await;
+    let db = glm_gateway::store::Db::connect(&url).await.unwrap();
+    let row = crate::helpers::usage_rows(&db)
+        .await
+        .into_iter()
+        .find(|row| row.request_id == id)
+        .unwrap();
+    assert_eq!(row.error_code.as_deref(), Some("gateway_shutting_down"));
+    assert_eq!(row.usage_source, "estimated");
+}
+
+on_both_backends!(
+    a_client_that_gives_up_before_the_answer_still_leaves_a_row,
+    a_stream_cut_by_shutdown_ends_with_an_error_event_and_a_row,
+);
