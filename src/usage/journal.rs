@@ -33,6 +33,9 @@ pub(super) const METRIC_ROWS_WRITTEN: &str = "glm_gateway_ledger_rows_written_to
 pub(super) const METRIC_WRITE_ERRORS: &str = "glm_gateway_ledger_write_errors_total";
 pub(super) const METRIC_JOURNAL_ERRORS: &str = "glm_gateway_ledger_journal_errors_total";
 pub(super) const METRIC_ROWS_LOST: &str = "glm_gateway_ledger_rows_lost_total";
+pub(super) const METRIC_ROWS_REJECTED: &str = "glm_gateway_ledger_rows_rejected_total";
+/// Rows the database refused, one JSON object a line: `{"reason", "row"}`.
+pub const REJECTED_FILE: &str = "rejected.jsonl";
 
 /// The ledger's state as `/readyz` and `/metrics` see it.
 #[derive(Debug, Clone, PartialEq)]
@@ -314,6 +317,26 @@ impl Journal {
 
     pub(super) fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Sets aside a row the database refuses for what it is (not for being unreachable), so
+    /// that it cannot hold up the rows behind it: it goes to `rejected.jsonl` beside the
+    /// segments, with the reason, for an operator to look at and load by hand.
+    pub(super) fn reject(&self, row: &UsageEvent, reason: &str) {
+        metrics::counter!(METRIC_ROWS_REJECTED).increment(1);
+        tracing::error!(request_id = %row.request_id, %reason, "the database refuses a usage row; set aside in rejected.jsonl");
+        let line = serde_json::json!({ "reason": reason, "row": row });
+        let mut bytes = line.to_string().into_bytes();
+        bytes.push(b'\n');
+        let written = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(REJECTED_FILE))
+            .and_then(|mut file| file.write_all(&bytes));
+        if let Err(error) = written {
+            metrics::counter!(METRIC_ROWS_LOST).increment(1);
+            tracing::error!(request_id = %row.request_id, %error, "a refused usage row could not be set aside and is lost");
+        }
     }
 
     pub(super) fn first_segment(&self) -> u64 {

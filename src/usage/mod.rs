@@ -13,7 +13,7 @@ mod reader;
 mod recorder;
 mod writer;
 
-pub use journal::{Journal, LedgerHealth};
+pub use journal::{Journal, LedgerHealth, REJECTED_FILE};
 pub use prices::PriceTable;
 pub use recorder::{track_usage, AnswerUsage, Ledger, TokenUsage, UsageTicket};
 pub use writer::{run_writer, UsageSink, WriterSettings};

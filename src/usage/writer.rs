@@ -189,9 +189,15 @@ impl<S: UsageSink> Writer<S> {
                     self.committed(inserted);
                     return true;
                 }
+                Err(err) if err.refused => {
+                    if let Some(inserted) = self.insert_one_by_one().await {
+                        self.committed(inserted);
+                        return true;
+                    }
+                }
                 Err(err) => {
-                    if self.journal.record_failure(&err) {
-                        tracing::warn!(error = %err, rows = self.batch.len(), "usage inserts failing; rows stay in the journal and are retried");
+                    if self.journal.record_failure(&err.message) {
+                        tracing::warn!(error = %err.message, rows = self.batch.len(), "usage inserts failing; rows stay in the journal and are retried");
                     }
                 }
             }
@@ -206,6 +212,26 @@ impl<S: UsageSink> Writer<S> {
             self.pause_until(wake).await;
             delay = (delay * 2).min(MAX_BACKOFF);
         }
+    }
+
+    /// The database refused the batch for its content: finds the rows it refuses by inserting
+    /// them one at a time, and sets those aside. `None` when the database stops answering
+    /// meanwhile (the batch is then retried whole).
+    async fn insert_one_by_one(&mut self) -> Option<u64> {
+        let mut inserted = 0;
+        for row in &self.batch {
+            let drain = self.settings.drain_timeout;
+            let single = std::slice::from_ref(row);
+            match insert_once(&self.sink, single, &self.stop, &mut self.deadline, drain).await {
+                Ok(count) => inserted += count,
+                Err(err) if err.refused => self.journal.reject(row, &err.message),
+                Err(err) => {
+                    self.journal.record_failure(&err.message);
+                    return None;
+                }
+            }
+        }
+        Some(inserted)
     }
 
     fn committed(&mut self, inserted: u64) {
@@ -258,22 +284,41 @@ async fn insert_once<S: UsageSink>(
     stop: &CancellationToken,
     deadline: &mut Option<Instant>,
     drain: Duration,
-) -> Result<u64, String> {
+) -> Result<u64, InsertError> {
     let insert = sink.insert_usage(batch);
     tokio::pin!(insert);
     let until = match *deadline {
         Some(until) => until,
         None => {
             tokio::select! {
-                result = &mut insert => return result.map_err(|err| err.to_string()),
+                result = &mut insert => return result.map_err(InsertError::from),
                 () = stop.cancelled() => {}
             }
             *deadline.insert(Instant::now() + drain)
         }
     };
     match timeout_at(until, insert).await {
-        Ok(result) => result.map_err(|err| err.to_string()),
-        Err(_) => Err("insert still running at the drain deadline".to_owned()),
+        Ok(result) => result.map_err(InsertError::from),
+        Err(_) => Err(InsertError {
+            message: "insert still running at the drain deadline".to_owned(),
+            refused: false,
+        }),
+    }
+}
+
+struct InsertError {
+    message: String,
+    /// The database answered and refused the statement (a constraint, a value out of range):
+    /// retrying the same rows cannot help. Otherwise it did not answer, and retrying will.
+    refused: bool,
+}
+
+impl From<sqlx::Error> for InsertError {
+    fn from(error: sqlx::Error) -> Self {
+        Self {
+            refused: matches!(error, sqlx::Error::Database(_)),
+            message: error.to_string(),
+        }
     }
 }
 

@@ -286,3 +286,59 @@ async fn kill_9_during_a_burst_loses_no_completed_request_and_duplicates_none() 
     );
     restarted.start_kill().unwrap();
 }
+
+fn stray_row(id: &str, cost: f64) -> glm_gateway::usage::UsageEvent {
+    glm_gateway::usage::UsageEvent {
+        request_id: id.into(),
+        created_at: chrono::Utc::now(),
+        api_key_id: "k".into(),
+        team: "t".into(),
+        endpoint: "/v1/chat/completions".into(),
+        requested_model: Some("glm-4.7".into()),
+        upstream_model: Some("glm-4.7".into()),
+        streamed: false,
+        status_code: 200,
+        error_code: None,
+        prompt_tokens: 1,
+        completion_tokens: 1,
+        total_tokens: 2,
+        cached_tokens: 0,
+        image_count: 0,
+        latency_ms: 1,
+        usage_source: glm_gateway::usage::UsageSource::Upstream,
+        client_disconnected: false,
+        cost: Some(cost),
+        prompt_text: None,
+        completion_text: None,
+    }
+}
+
+/// A row the database refuses for its content is set aside; the rows around it arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_the_database_refuses_is_set_aside_and_holds_nothing_up() {
+    let folder = tempfile::tempdir().unwrap();
+    let journal_dir = folder.path().join("journal");
+    {
+        let journal = glm_gateway::usage::Journal::open(&journal_dir).unwrap();
+        journal.append(&stray_row("before", 0.5));
+        // NUMERIC(20,10) holds less than 10^10: Postgres refuses this row for what it is.
+        journal.append(&stray_row("refused", 1e15));
+        journal.append(&stray_row("after", 0.5));
+    }
+    let app = spawn_app_with(Backend::Postgres, |config| {
+        config.usage.journal_dir = journal_dir.clone()
+    })
+    .await;
+    let rows = wait_for_rows(&app.db, 2).await;
+    let ids: Vec<&str> = rows.iter().map(|row| row.request_id.as_str()).collect();
+    assert_eq!(ids, ["before", "after"]);
+    let rejected =
+        std::fs::read_to_string(journal_dir.join(glm_gateway::usage::REJECTED_FILE)).unwrap();
+    let line: Value = serde_json::from_str(rejected.trim()).unwrap();
+    assert_eq!(line["row"]["request_id"], "refused");
+    assert!(
+        line["reason"].as_str().unwrap().contains("numeric"),
+        "{line}"
+    );
+    app.shutdown().await;
+}
