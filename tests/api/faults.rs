@@ -102,15 +102,7 @@ async fn requests_are_served_while_the_database_is_down_and_every_row_arrives_af
     }
     let started = Instant::now();
     loop {
-        let ready: Value = app
-            .http
-            .get(app.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let ready: Value = app.get_json("/readyz").await;
         if ready["degraded"]["ledger"].is_string() {
             assert_eq!(ready["status"], "degraded");
             break;
@@ -121,15 +113,7 @@ async fn requests_are_served_while_the_database_is_down_and_every_row_arrives_af
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.get_text("/metrics").await;
     assert!(metrics.contains("glm_gateway_ledger_backlog"), "{metrics}");
 
     switch.restore();

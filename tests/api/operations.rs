@@ -9,29 +9,13 @@ use crate::on_both_backends;
 
 async fn health_readiness_and_metrics_answer(backend: Backend) {
     let app = spawn_app(backend).await;
-    let health: Value = app
-        .http
-        .get(app.url("/healthz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: Value = app.get_json("/healthz").await;
     assert_eq!(health["status"], "ok");
     let response = app.http.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let ready: Value = response.json().await.unwrap();
     assert_eq!(ready["status"], "ready", "{ready}");
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.get_text("/metrics").await;
     assert!(metrics.contains("glm_gateway_requests_total"), "{metrics}");
     app.shutdown().await;
 }
@@ -88,15 +72,7 @@ async fn readiness_names_an_unreachable_upstream(backend: Backend) {
     let response = app.chat(&key, request).await;
     assert_eq!(response.status(), 502);
     assert_eq!(error_of(response).await["code"], "upstream_unreachable");
-    let ready: Value = app
-        .http
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: Value = app.get_json("/readyz").await;
     assert_eq!(ready["status"], "degraded");
     assert!(
         ready["degraded"]["upstream"]
