@@ -37,6 +37,8 @@ pub struct StreamOutcome {
     pub client_disconnected: bool,
     /// The code of the error event the stream ended with, if it did.
     pub error_code: Option<String>,
+    /// The answer's text, when it was kept.
+    pub completion_text: Option<String>,
 }
 
 pub struct RelayOptions {
@@ -46,6 +48,8 @@ pub struct RelayOptions {
     /// Fired when the gateway's shutdown grace is over: the stream then ends at once with an
     /// error event, and its row is written.
     pub hard_stop: CancellationToken,
+    /// Keep the answer's text (up to this many bytes) for the ledger; `None`: keep none.
+    pub keep_text: Option<usize>,
 }
 
 /// Starts relaying and returns the client's response at once. `on_end` runs in the relay task
@@ -90,6 +94,9 @@ async fn pump<F>(
 {
     let UpstreamResponse { response, deadline } = upstream;
     let mut rewriter = ChunkRewriter::new(options.include_usage);
+    if let Some(limit) = options.keep_text {
+        rewriter = rewriter.keep_text(limit);
+    }
     let mut events = response.bytes_stream().eventsource();
     let mut client_disconnected = false;
     let mut stop_at = deadline;
@@ -173,5 +180,6 @@ fn outcome(rewriter: &ChunkRewriter, client_disconnected: bool) -> StreamOutcome
         error_code: rewriter
             .error()
             .and_then(|e| e.code.as_deref().map(String::from)),
+        completion_text: rewriter.text().map(String::from),
     }
 }

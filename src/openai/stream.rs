@@ -25,6 +25,10 @@ pub struct ChunkRewriter {
     created: Option<Value>,
     model: Option<Value>,
     streamed_chars: usize,
+    /// The answer's text, kept only when asked (`keep_text`), up to `text_limit` bytes.
+    text: Option<String>,
+    text_limit: usize,
+    text_full: bool,
     error: Option<ApiError>,
 }
 
@@ -41,6 +45,9 @@ impl ChunkRewriter {
             created: None,
             model: None,
             streamed_chars: 0,
+            text: None,
+            text_limit: 0,
+            text_full: false,
             error: None,
         }
     }
@@ -109,6 +116,19 @@ impl ChunkRewriter {
     /// when none came.
     pub fn streamed_chars(&self) -> usize {
         self.streamed_chars
+    }
+
+    /// Keeps the answer's content text, up to `limit` bytes, for `text()`. Off by default: a
+    /// stream's memory stays bounded by its state, not its length.
+    pub fn keep_text(mut self, limit: usize) -> Self {
+        self.text = Some(String::new());
+        self.text_limit = limit;
+        self
+    }
+
+    /// The content text kept with `keep_text`.
+    pub fn text(&self) -> Option<&str> {
+        self.text.as_deref()
     }
 
     /// The error the stream ended with, if it ended with an error event (for the ledger).
@@ -238,6 +258,9 @@ impl ChunkRewriter {
             if let Some(text) = delta.get(key).and_then(Value::as_str) {
                 carries |= !text.is_empty();
                 self.streamed_chars += text.chars().count();
+                if key == "content" {
+                    self.keep(text);
+                }
             }
         }
         if let Some(Value::Array(calls)) = delta.get_mut("tool_calls") {
@@ -253,6 +276,30 @@ impl ChunkRewriter {
             }
         }
         carries
+    }
+}
+
+impl ChunkRewriter {
+    /// Appends to the kept text while it is under the limit; the text is cut there, never
+    /// holed (once a piece does not fit whole, nothing after it is kept).
+    fn keep(&mut self, piece: &str) {
+        let Some(kept) = self.text.as_mut() else {
+            return;
+        };
+        if self.text_full {
+            return;
+        }
+        let room = self.text_limit.saturating_sub(kept.len());
+        if piece.len() <= room {
+            kept.push_str(piece);
+            return;
+        }
+        let cut = (0..=room)
+            .rev()
+            .find(|at| piece.is_char_boundary(*at))
+            .unwrap_or(0);
+        kept.push_str(&piece[..cut]);
+        self.text_full = true;
     }
 }
 

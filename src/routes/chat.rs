@@ -14,7 +14,7 @@ use crate::keys::ApiKey;
 use crate::openai::{from_glm, to_glm, ChatCompletionRequest};
 use crate::relay::{relay_sse, RelayOptions};
 use crate::state::AppState;
-use crate::usage::{AnswerUsage, TokenUsage, UsageTicket};
+use crate::usage::{AnswerUsage, TokenUsage, UsageTicket, MAX_CONTENT_BYTES};
 
 pub async fn chat_completions(
     State(state): State<AppState>,
@@ -41,6 +41,7 @@ pub async fn chat_completions(
             include_usage: glm.include_usage,
             drain_timeout: state.config.usage.drain_timeout,
             hard_stop: state.hard_stop.clone(),
+            keep_text: state.ledger.stores_content().then_some(MAX_CONTENT_BYTES),
         };
         return Ok(relay_sse(upstream, options, &state.tasks, move |outcome| {
             ticket.finish_stream(&outcome)

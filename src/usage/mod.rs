@@ -15,7 +15,7 @@ mod writer;
 
 pub use journal::{Journal, LedgerHealth, REJECTED_FILE};
 pub use prices::PriceTable;
-pub use recorder::{track_usage, AnswerUsage, Ledger, TokenUsage, UsageTicket};
+pub use recorder::{track_usage, AnswerUsage, Ledger, TokenUsage, UsageTicket, MAX_CONTENT_BYTES};
 pub use writer::{run_writer, UsageSink, WriterSettings};
 
 use crate::store::Db;

@@ -62,7 +62,7 @@ impl Ledger {
 const MAX_MODEL_CHARS: usize = 200;
 /// Stored prompt and completion text is cut at this many bytes, so that a prompt full of
 /// base64 images cannot make a row (and a batch of them) huge.
-const MAX_CONTENT_BYTES: usize = 64 * 1024;
+pub const MAX_CONTENT_BYTES: usize = 64 * 1024;
 
 /// Text from clients goes into the row, but Postgres refuses NUL characters in text, and one
 /// refused row must not hold up the ledger: NULs are removed, model names kept short.
@@ -186,6 +186,7 @@ impl UsageTicket {
         let mut event = self.event(200, outcome.error_code.clone(), true);
         self.count_tokens(&mut event, reported, outcome.streamed_chars);
         event.client_disconnected = outcome.client_disconnected;
+        event.completion_text.clone_from(&outcome.completion_text);
         self.record(event);
     }
 

@@ -286,6 +286,14 @@ async fn content_is_stored_only_when_asked(backend: Backend) {
     let row = row_of(&app.db, &request_id(&response)).await;
     assert!(row.prompt_text.unwrap().contains("remember me"));
     assert_eq!(row.completion_text.as_deref(), Some("w1 w2"));
+    let request =
+        json!({"model": "glm-4.7", "messages": ask("streamed #chunks 3"), "stream": true});
+    let response = app.chat(&key, request).await;
+    let id = request_id(&response);
+    response.text().await.unwrap();
+    let row = row_of(&app.db, &id).await;
+    assert!(row.prompt_text.unwrap().contains("streamed"));
+    assert_eq!(row.completion_text.as_deref(), Some("w1 w2 w3"));
     app.shutdown().await;
 }
 

@@ -275,3 +275,22 @@ fn blank_events_are_ignored() {
     assert!(rewriter.push("   ").is_empty());
     assert!(!rewriter.is_finished());
 }
+
+#[test]
+fn kept_text_is_cut_at_its_limit_and_never_holed() {
+    let mut rewriter = ChunkRewriter::new(false).keep_text(5);
+    for piece in ["abc", "déf", "g"] {
+        let chunk = json!({"id": "1", "choices": [{"index": 0, "delta": {"role": "assistant", "content": piece}}]});
+        rewriter.push(&chunk.to_string());
+    }
+    assert_eq!(
+        rewriter.text(),
+        Some("abcd"),
+        "é does not fit whole, and nothing after it is kept"
+    );
+    assert_eq!(
+        ChunkRewriter::new(false).text(),
+        None,
+        "no text is kept unless asked"
+    );
+}
