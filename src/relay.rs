@@ -13,6 +13,7 @@ use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use serde_json::Value;
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -140,19 +141,30 @@ async fn pump<F>(
             if client_disconnected {
                 break;
             }
-            // A client that stops reading but keeps its connection counts as gone once it has
-            // taken nothing for a while; the upstream is then drained as for one that left.
-            let accepted = deadline.min(Instant::now() + STALLED_CLIENT);
-            if !matches!(
-                tokio::time::timeout_at(accepted, frames.send(frame)).await,
-                Ok(Ok(()))
-            ) {
+            if !deliver(&frames, frame, deadline).await {
                 client_disconnected = true;
                 stop_at = deadline.min(Instant::now() + options.drain_timeout);
             }
         }
         if done {
             break;
+        }
+    }
+}
+
+/// Hands a frame to the client's side. A client that stops reading but keeps its connection
+/// counts as gone once it has taken nothing for a while; only then is a timer needed, so a
+/// client that keeps up costs none.
+async fn deliver(frames: &mpsc::Sender<Bytes>, frame: Bytes, deadline: Instant) -> bool {
+    match frames.try_send(frame) {
+        Ok(()) => true,
+        Err(TrySendError::Closed(_)) => false,
+        Err(TrySendError::Full(frame)) => {
+            let accepted = deadline.min(Instant::now() + STALLED_CLIENT);
+            matches!(
+                tokio::time::timeout_at(accepted, frames.send(frame)).await,
+                Ok(Ok(()))
+            )
         }
     }
 }
