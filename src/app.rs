@@ -102,7 +102,12 @@ impl App {
         {
             tracing::warn!(%error, "cannot prepare usage_events partitions");
         }
-        maintenance::spawn(&state);
+        maintenance::spawn(
+            state.db.clone(),
+            state.config.usage.retention_days,
+            state.shutdown.clone(),
+            &state.tasks,
+        );
         let writer = journal.map(|journal| {
             let stop = CancellationToken::new();
             let settings = WriterSettings {

@@ -13,8 +13,7 @@ use clap::{Parser, Subcommand};
 use crate::app::{shutdown_signal, App, BuildOptions};
 use crate::config::{Config, ConfigError};
 use crate::keys::admin::{create_key, CreateKey, KeyView};
-use crate::routes::admin::parse_day;
-use crate::store::{Db, UsageGroup};
+use crate::store::{parse_day, Db, UsageGroup};
 
 mod demo;
 
@@ -262,8 +261,8 @@ async fn usage(
     let group: UsageGroup = by
         .parse()
         .map_err(|_| anyhow::anyhow!("--by must be team, key or model"))?;
-    let since = parse_day("since", since.as_deref()).map_err(|e| anyhow::anyhow!(e.message))?;
-    let until = parse_day("until", until.as_deref()).map_err(|e| anyhow::anyhow!(e.message))?;
+    let since = parse_day("since", since.as_deref()).map_err(anyhow::Error::msg)?;
+    let until = parse_day("until", until.as_deref()).map_err(anyhow::Error::msg)?;
     let db = open_db(config).await?;
     let rows = db.usage_summary(group, since, until).await?;
     if json {

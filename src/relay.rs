@@ -11,7 +11,6 @@ use axum::response::Response;
 use bytes::Bytes;
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
-use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::time::Instant;
@@ -19,28 +18,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::error::ApiError;
-use crate::openai::stream::ChunkRewriter;
+use crate::openai::stream::{ChunkRewriter, UpstreamEvent};
 use crate::upstream::UpstreamResponse;
+use crate::usage::{StreamEnd, Tap, UsageTicket};
 
 /// Frames waiting for a slow client; past this the upstream read waits too (TCP backpressure),
 /// which bounds a stream's memory.
 const CHANNEL_FRAMES: usize = 16;
 /// A client that accepts no frame for this long is taken to be gone.
 const STALLED_CLIENT: Duration = Duration::from_secs(60);
-
-/// How a relayed stream ended, for the usage ledger.
-#[derive(Debug, Clone, Default)]
-pub struct StreamOutcome {
-    /// The upstream's `usage`, if it reported one.
-    pub usage: Option<Value>,
-    /// Characters of answer streamed, for an estimate when no usage came.
-    pub streamed_chars: usize,
-    pub client_disconnected: bool,
-    /// The code of the error event the stream ended with, if it did.
-    pub error_code: Option<String>,
-    /// The answer's text, when it was kept.
-    pub completion_text: Option<String>,
-}
 
 pub struct RelayOptions {
     pub include_usage: bool,
@@ -49,24 +35,19 @@ pub struct RelayOptions {
     /// Fired when the gateway's shutdown grace is over: the stream then ends at once with an
     /// error event, and its row is written.
     pub hard_stop: CancellationToken,
-    /// Keep the answer's text (up to this many bytes) for the ledger; `None`: keep none.
-    pub keep_text: Option<usize>,
 }
 
-/// Starts relaying and returns the client's response at once. `on_end` runs in the relay task
-/// once the upstream is done, before the last frames are handed to the client, so that what the
-/// client sees complete is already recorded.
-pub fn relay_sse<F>(
+/// Starts relaying and returns the client's response at once. The ticket's row is written in
+/// the relay task once the upstream is done, before the last frames are handed to the client,
+/// so that what the client sees complete is already recorded.
+pub fn relay_sse(
     upstream: UpstreamResponse,
     options: RelayOptions,
     tasks: &TaskTracker,
-    on_end: F,
-) -> Response
-where
-    F: FnOnce(StreamOutcome) + Send + 'static,
-{
+    ticket: &UsageTicket,
+) -> Response {
     let (frames, receiver) = mpsc::channel::<Bytes>(CHANNEL_FRAMES);
-    tasks.spawn(pump(upstream, options, frames, on_end));
+    tasks.spawn(pump(upstream, options, frames, ticket.claim_stream()));
     let body = futures_util::stream::unfold(receiver, |mut receiver| async move {
         receiver
             .recv()
@@ -85,23 +66,19 @@ where
     response
 }
 
-async fn pump<F>(
+async fn pump(
     upstream: UpstreamResponse,
     options: RelayOptions,
     frames: mpsc::Sender<Bytes>,
-    on_end: F,
-) where
-    F: FnOnce(StreamOutcome),
-{
+    ticket: UsageTicket,
+) {
     let UpstreamResponse { response, deadline } = upstream;
     let mut rewriter = ChunkRewriter::new(options.include_usage);
-    if let Some(limit) = options.keep_text {
-        rewriter = rewriter.keep_text(limit);
-    }
+    let mut tap = Tap::new(ticket.keeps_text());
     let mut events = response.bytes_stream().eventsource();
     let mut client_disconnected = false;
     let mut stop_at = deadline;
-    let mut on_end = Some(on_end);
+    let mut ticket = Some(ticket);
     // Ends only through `done`, which hands the outcome over first.
     loop {
         let next = tokio::select! {
@@ -111,7 +88,13 @@ async fn pump<F>(
             () = options.hard_stop.cancelled() => Ok(Some(Err(Interrupted::Shutdown))),
         };
         let batch = match next {
-            Ok(Some(Ok(event))) => rewriter.push(&event.data),
+            Ok(Some(Ok(event))) => {
+                let event = UpstreamEvent::parse(&event.data);
+                if let UpstreamEvent::Chunk(chunk) = &event {
+                    tap.chat_chunk(chunk);
+                }
+                rewriter.push_event(event)
+            }
             Ok(Some(Err(Interrupted::Upstream(error)))) => {
                 tracing::warn!(%error, "upstream stream failed");
                 rewriter.finish(Some(&ApiError::bad_gateway(
@@ -133,8 +116,14 @@ async fn pump<F>(
             || options.hard_stop.is_cancelled()
             || (client_disconnected && Instant::now() >= stop_at);
         if done {
-            if let Some(on_end) = on_end.take() {
-                on_end(outcome(&rewriter, client_disconnected));
+            if let Some(ticket) = ticket.take() {
+                ticket.finish_stream(StreamEnd {
+                    tap: std::mem::take(&mut tap),
+                    client_disconnected,
+                    error_code: rewriter
+                        .error()
+                        .and_then(|e| e.code.as_deref().map(String::from)),
+                });
             }
         }
         for frame in batch {
@@ -182,16 +171,4 @@ fn shutting_down() -> ApiError {
         "The gateway is shutting down; the answer was cut short.",
     )
     .code("gateway_shutting_down")
-}
-
-fn outcome(rewriter: &ChunkRewriter, client_disconnected: bool) -> StreamOutcome {
-    StreamOutcome {
-        usage: rewriter.usage().cloned(),
-        streamed_chars: rewriter.streamed_chars(),
-        client_disconnected,
-        error_code: rewriter
-            .error()
-            .and_then(|e| e.code.as_deref().map(String::from)),
-        completion_text: rewriter.text().map(String::from),
-    }
 }

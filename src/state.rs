@@ -9,6 +9,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::keys::KeyCache;
+use crate::relay::RelayOptions;
 use crate::store::Db;
 use crate::upstream::ZhipuClient;
 use crate::usage::Ledger;
@@ -27,6 +28,17 @@ pub struct AppState {
     /// Fired when the shutdown grace is over: open streams then end at once.
     pub hard_stop: CancellationToken,
     pub metrics: PrometheusHandle,
+}
+
+impl AppState {
+    /// How streams are relayed: the client's `include_usage`, the drain limit, the hard stop.
+    pub fn relay_options(&self, include_usage: bool) -> RelayOptions {
+        RelayOptions {
+            include_usage,
+            drain_timeout: self.config.usage.drain_timeout,
+            hard_stop: self.hard_stop.clone(),
+        }
+    }
 }
 
 impl FromRef<AppState> for Arc<KeyCache> {

@@ -1,5 +1,7 @@
 //! The per-stream rewriter of Zhipu's SSE chunks into OpenAI's `chat.completion.chunk` events.
-//! It sees one event at a time and keeps only ids, flags and usage, never the answer's text.
+//! It sees one event at a time and keeps only ids, flags, usage and the one chunk it holds back
+//! (the one that carries the finish), never the answer's text. It only rewrites: what the
+//! ledger learns from a stream, `usage::Tap` reads from the same parsed events.
 
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
@@ -10,8 +12,33 @@ use crate::error::{ApiError, ApiResult};
 
 const DONE: &[u8] = b"data: [DONE]\n\n";
 
-/// Rewrites one upstream stream. Invariants: at most one `finish_reason` per choice index, at
-/// most one `[DONE]`, nothing after `[DONE]` or an error event, and no `event:`/`id:` lines.
+/// One upstream SSE event's `data`, parsed once.
+#[derive(Debug)]
+pub enum UpstreamEvent {
+    /// An empty payload (keep-alive): nothing to do.
+    Blank,
+    Done,
+    Chunk(Value),
+    /// Not JSON.
+    Invalid,
+}
+
+impl UpstreamEvent {
+    pub fn parse(data: &str) -> Self {
+        let data = data.trim();
+        if data.is_empty() {
+            return Self::Blank;
+        }
+        if data == "[DONE]" {
+            return Self::Done;
+        }
+        serde_json::from_str(data).map_or(Self::Invalid, Self::Chunk)
+    }
+}
+
+/// Rewrites one upstream stream. Invariants: `finish_reason` at most once per choice index and
+/// only on the last chunk that has that choice; at most one `[DONE]`; nothing after `[DONE]` or
+/// an error event; no `event:`/`id:` lines.
 #[derive(Debug)]
 pub struct ChunkRewriter {
     include_usage: bool,
@@ -19,17 +46,25 @@ pub struct ChunkRewriter {
     /// Some choice reported a regular finish_reason, so the answer is whole even if `[DONE]`
     /// never comes.
     answered: bool,
-    finished_choices: Vec<u64>,
+    /// Choice indexes that finished, with their (OpenAI) reason.
+    finished_choices: Vec<(u64, &'static str)>,
+    /// The chunk that carries the finish, held back until it is known to be the last chunk
+    /// with a choice: GLM repeats the finish on later tool-call chunks.
+    held: Option<Value>,
     usage: Option<Value>,
     id: Option<Value>,
     created: Option<Value>,
     model: Option<Value>,
-    streamed_chars: usize,
-    /// The answer's text, kept only when asked (`keep_text`), up to `text_limit` bytes.
-    text: Option<String>,
-    text_limit: usize,
-    text_full: bool,
     error: Option<ApiError>,
+}
+
+/// What one choice of a chunk comes to.
+enum Choice {
+    /// Nothing worth sending (a bare repeat of a finish).
+    Skip,
+    Send,
+    /// It carries the finish (newly, or again with content after it).
+    Finish,
 }
 
 impl ChunkRewriter {
@@ -40,53 +75,50 @@ impl ChunkRewriter {
             finished: false,
             answered: false,
             finished_choices: Vec::new(),
+            held: None,
             usage: None,
             id: None,
             created: None,
             model: None,
-            streamed_chars: 0,
-            text: None,
-            text_limit: 0,
-            text_full: false,
             error: None,
         }
     }
 
-    /// Takes the `data` of one upstream SSE event; returns the frames to send downstream, each
-    /// already framed as `data: <json>\n\n`. Sets `is_finished` after `[DONE]` or an error event.
+    /// Takes the `data` of one upstream SSE event; returns the frames to send downstream.
     pub fn push(&mut self, data: &str) -> Vec<Bytes> {
+        self.push_event(UpstreamEvent::parse(data))
+    }
+
+    /// Takes one parsed upstream event; returns the frames to send downstream, each already
+    /// framed as `data: <json>\n\n`. Sets `is_finished` after `[DONE]` or an error event.
+    pub fn push_event(&mut self, event: UpstreamEvent) -> Vec<Bytes> {
         if self.finished {
             return Vec::new();
         }
-        let data = data.trim();
-        if data.is_empty() {
-            return Vec::new();
-        }
-        if data == "[DONE]" {
-            return self.end();
-        }
-        let chunk: Value = match serde_json::from_str(data) {
-            Ok(chunk) => chunk,
-            Err(_) => {
+        let chunk = match event {
+            UpstreamEvent::Blank => return Vec::new(),
+            UpstreamEvent::Done => return self.end(),
+            UpstreamEvent::Invalid => {
                 return self.fail(ApiError::bad_gateway(
                     "upstream_invalid_response",
                     "upstream sent a stream event that is not valid JSON",
                 ))
             }
+            UpstreamEvent::Chunk(chunk) => chunk,
         };
         if chunk.get("error").is_some_and(|e| !e.is_null()) {
             return self.fail(map_zhipu_value(200, &chunk));
         }
         match self.rewrite(chunk) {
-            Ok(Some(frame)) => vec![frame],
-            Ok(None) => Vec::new(),
+            Ok(frames) => frames,
             Err(error) => self.fail(error),
         }
     }
 
     /// The upstream closed (or failed) — `failure` is Some when reading failed. Returns the last
-    /// frames: if the answer had finished normally but no `[DONE]` came, the usage chunk (if
-    /// asked) and `[DONE]`; if it had not finished, an error event (`failure`, else a 502).
+    /// frames: if the answer had finished normally but no `[DONE]` came, the held chunk, the
+    /// usage chunk (if asked) and `[DONE]`; if it had not finished, an error event (`failure`,
+    /// else a 502).
     pub fn finish(&mut self, failure: Option<&ApiError>) -> Vec<Bytes> {
         if self.finished {
             return Vec::new();
@@ -107,38 +139,20 @@ impl ChunkRewriter {
         self.finished
     }
 
-    /// The usage the upstream reported (from the final chunk), for the usage ledger.
+    /// The usage the upstream reported (from the final chunk).
     pub fn usage(&self) -> Option<&Value> {
         self.usage.as_ref()
     }
 
-    /// Counts of streamed characters of content/reasoning/tool arguments, for estimating usage
-    /// when none came.
-    pub fn streamed_chars(&self) -> usize {
-        self.streamed_chars
-    }
-
-    /// Keeps the answer's content text, up to `limit` bytes, for `text()`. Off by default: a
-    /// stream's memory stays bounded by its state, not its length.
-    pub fn keep_text(mut self, limit: usize) -> Self {
-        self.text = Some(String::new());
-        self.text_limit = limit;
-        self
-    }
-
-    /// The content text kept with `keep_text`.
-    pub fn text(&self) -> Option<&str> {
-        self.text.as_deref()
-    }
-
-    /// The error the stream ended with, if it ended with an error event (for the ledger).
+    /// The error the stream ended with, if it ended with an error event.
     pub fn error(&self) -> Option<&ApiError> {
         self.error.as_ref()
     }
 
     fn end(&mut self) -> Vec<Bytes> {
         self.finished = true;
-        let mut frames = Vec::with_capacity(2);
+        let mut frames = Vec::with_capacity(3);
+        frames.extend(self.held.take().map(|held| frame(&held)));
         frames.extend(self.usage_frame());
         frames.push(Bytes::from_static(DONE));
         frames
@@ -146,9 +160,11 @@ impl ChunkRewriter {
 
     fn fail(&mut self, error: ApiError) -> Vec<Bytes> {
         self.finished = true;
-        let frame = frame(&error.body());
+        let mut frames = Vec::with_capacity(2);
+        frames.extend(self.held.take().map(|held| frame(&held)));
+        frames.push(frame(&error.body()));
         self.error = Some(error);
-        vec![frame]
+        frames
     }
 
     /// OpenAI's separate usage chunk. Sent only when the upstream reported usage: the gateway
@@ -168,8 +184,9 @@ impl ChunkRewriter {
         })))
     }
 
-    /// `None` when nothing is left to forward (the chunk only repeated a finish or carried usage).
-    fn rewrite(&mut self, chunk: Value) -> ApiResult<Option<Bytes>> {
+    /// The frames a chunk releases: none (only a repeated finish or usage), itself, or the
+    /// chunk held before it when this one takes over the finish.
+    fn rewrite(&mut self, chunk: Value) -> ApiResult<Vec<Bytes>> {
         let Value::Object(mut chunk) = chunk else {
             return Err(ApiError::bad_gateway(
                 "upstream_invalid_response",
@@ -181,24 +198,39 @@ impl ChunkRewriter {
             self.usage = Some(usage);
         }
         let Some(Value::Array(choices)) = chunk.get_mut("choices") else {
-            return Ok(None);
+            return Ok(Vec::new());
         };
+        let mut finishing = false;
         let mut at = 0;
         while at < choices.len() {
-            if self.rewrite_choice(&mut choices[at])? {
-                at += 1;
-            } else {
-                choices.remove(at);
+            match self.rewrite_choice(&mut choices[at])? {
+                Choice::Skip => {
+                    choices.remove(at);
+                }
+                Choice::Send => at += 1,
+                Choice::Finish => {
+                    finishing = true;
+                    at += 1;
+                }
             }
         }
         if choices.is_empty() {
-            return Ok(None);
+            return Ok(Vec::new());
         }
         chunk.insert("object".to_owned(), Value::from("chat.completion.chunk"));
         if self.include_usage {
             chunk.insert("usage".to_owned(), Value::Null);
         }
-        Ok(Some(frame(&Value::Object(chunk))))
+        let chunk = Value::Object(chunk);
+        if !finishing {
+            return Ok(vec![frame(&chunk)]);
+        }
+        // This chunk now carries the finish; the one held before it goes out without it.
+        let released = self.held.replace(chunk).map(|mut held| {
+            clear_finish(&mut held);
+            frame(&held)
+        });
+        Ok(released.into_iter().collect())
     }
 
     fn remember_ids(&mut self, chunk: &Map<String, Value>) {
@@ -209,97 +241,80 @@ impl ChunkRewriter {
         }
     }
 
-    /// Returns whether the choice is still worth sending.
-    fn rewrite_choice(&mut self, choice: &mut Value) -> ApiResult<bool> {
+    fn rewrite_choice(&mut self, choice: &mut Value) -> ApiResult<Choice> {
         let Some(choice) = choice.as_object_mut() else {
-            return Ok(false);
+            return Ok(Choice::Skip);
         };
         let index = choice.get("index").and_then(Value::as_u64).unwrap_or(0);
         let carries = match choice.get_mut("delta") {
-            Some(delta) => self.rewrite_delta(delta),
+            Some(delta) => rewrite_delta(delta),
             None => {
                 choice.insert("delta".to_owned(), Value::Object(Map::new()));
                 false
             }
         };
-        let reason = match choice.get("finish_reason").and_then(Value::as_str) {
-            None => Value::Null,
+        let earlier = self
+            .finished_choices
+            .iter()
+            .find(|(i, _)| *i == index)
+            .map(|(_, reason)| *reason);
+        let reported = match choice.get("finish_reason").and_then(Value::as_str) {
+            None => None,
             Some(reason) => match map_finish_reason(reason) {
                 FinishReason::NetworkError => return Err(network_error()),
-                // Zhipu repeats `tool_calls` in a second chunk; OpenAI clients expect it once.
-                FinishReason::Mapped(_) if self.finished_choices.contains(&index) => {
-                    if !carries {
-                        return Ok(false);
-                    }
-                    Value::Null
-                }
-                FinishReason::Mapped(reason) => {
-                    self.finished_choices.push(index);
-                    self.answered = true;
-                    Value::from(reason)
-                }
+                FinishReason::Mapped(reason) => Some(reason),
             },
         };
-        choice.insert("finish_reason".to_owned(), reason);
-        Ok(true)
-    }
-
-    /// Normalises a delta in place and counts its text; returns whether it carries any content.
-    fn rewrite_delta(&mut self, delta: &mut Value) -> bool {
-        let Some(delta) = delta.as_object_mut() else {
-            return false;
+        let (outcome, reason) = match (earlier, reported) {
+            // Content after the finish (GLM's parallel tool calls): the finish moves here.
+            (Some(reason), _) if carries => (Choice::Finish, Value::from(reason)),
+            (Some(_), _) => return Ok(Choice::Skip),
+            (None, Some(reason)) => {
+                self.finished_choices.push((index, reason));
+                self.answered = true;
+                (Choice::Finish, Value::from(reason))
+            }
+            (None, None) => (Choice::Send, Value::Null),
         };
-        // Zhipu's sensitive-content chunk may say "user"; a streamed answer is the assistant's.
-        if let Some(role) = delta.get_mut("role") {
-            *role = Value::from("assistant");
-        }
-        let mut carries = false;
-        for key in ["content", "reasoning_content"] {
-            if let Some(text) = delta.get(key).and_then(Value::as_str) {
-                carries |= !text.is_empty();
-                self.streamed_chars += text.chars().count();
-                if key == "content" {
-                    self.keep(text);
-                }
-            }
-        }
-        if let Some(Value::Array(calls)) = delta.get_mut("tool_calls") {
-            carries |= !calls.is_empty();
-            for call in calls.iter_mut() {
-                // Only a call's first piece (the one with an id) names its type, as OpenAI does;
-                // naive accumulators would concatenate a type repeated on every piece.
-                if call.get("id").is_some() {
-                    ensure_function_type(call);
-                }
-                let arguments = call.pointer("/function/arguments").and_then(Value::as_str);
-                self.streamed_chars += arguments.map_or(0, |a| a.chars().count());
-            }
-        }
-        carries
+        choice.insert("finish_reason".to_owned(), reason);
+        Ok(outcome)
     }
 }
 
-impl ChunkRewriter {
-    /// Appends to the kept text while it is under the limit; the text is cut there, never
-    /// holed (once a piece does not fit whole, nothing after it is kept).
-    fn keep(&mut self, piece: &str) {
-        let Some(kept) = self.text.as_mut() else {
-            return;
-        };
-        if self.text_full {
-            return;
+/// Normalises a delta in place; returns whether it carries any content.
+fn rewrite_delta(delta: &mut Value) -> bool {
+    let Some(delta) = delta.as_object_mut() else {
+        return false;
+    };
+    // Zhipu's sensitive-content chunk may say "user"; a streamed answer is the assistant's.
+    if let Some(role) = delta.get_mut("role") {
+        *role = Value::from("assistant");
+    }
+    let mut carries = ["content", "reasoning_content"].iter().any(|key| {
+        delta
+            .get(*key)
+            .and_then(Value::as_str)
+            .is_some_and(|t| !t.is_empty())
+    });
+    if let Some(Value::Array(calls)) = delta.get_mut("tool_calls") {
+        carries |= !calls.is_empty();
+        for call in calls.iter_mut() {
+            // Only a call's first piece (the one with an id) names its type, as OpenAI does;
+            // naive accumulators would concatenate a type repeated on every piece.
+            if call.get("id").is_some() {
+                ensure_function_type(call);
+            }
         }
-        let room = self.text_limit.saturating_sub(kept.len());
-        if piece.len() <= room {
-            kept.push_str(piece);
-            return;
+    }
+    carries
+}
+
+/// Sets every choice's `finish_reason` of a chunk to null.
+fn clear_finish(chunk: &mut Value) {
+    if let Some(choices) = chunk.get_mut("choices").and_then(Value::as_array_mut) {
+        for choice in choices.iter_mut().filter_map(Value::as_object_mut) {
+            choice.insert("finish_reason".to_owned(), Value::Null);
         }
-        let cut = (0..=room)
-            .rev()
-            .find(|at| piece.is_char_boundary(*at))
-            .unwrap_or(0);
-        kept.push_str(&piece[..cut]);
-        self.text_full = true;
     }
 }
 

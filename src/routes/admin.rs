@@ -7,7 +7,6 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::NaiveDate;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
@@ -17,7 +16,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::keys::admin::{create_key, CreateKey, KeyView};
 use crate::keys::{bearer_token, ApiKey};
 use crate::state::AppState;
-use crate::store::UsageGroup;
+use crate::store::{parse_day, UsageGroup};
 
 pub async fn require_admin(
     State(state): State<AppState>,
@@ -93,8 +92,11 @@ pub async fn usage(
             ApiError::invalid_request("`by` must be team, key or model.").param("by")
         })?,
     };
-    let since = parse_day("since", query.since.as_deref())?;
-    let until = parse_day("until", query.until.as_deref())?;
+    let day = |field, value: &Option<String>| {
+        parse_day(field, value.as_deref())
+            .map_err(|message| ApiError::invalid_request(message).param(field))
+    };
+    let (since, until) = (day("since", &query.since)?, day("until", &query.until)?);
     let data = state
         .db
         .usage_summary(by, since, until)
@@ -109,17 +111,4 @@ pub struct UsageQuery {
     by: Option<String>,
     since: Option<String>,
     until: Option<String>,
-}
-
-/// A `YYYY-MM-DD` day, or the day of an RFC 3339 time.
-pub fn parse_day(field: &'static str, value: Option<&str>) -> ApiResult<Option<NaiveDate>> {
-    let Some(value) = value else { return Ok(None) };
-    value
-        .get(..10)
-        .and_then(|day| NaiveDate::parse_from_str(day, "%Y-%m-%d").ok())
-        .map(Some)
-        .ok_or_else(|| {
-            ApiError::invalid_request(format!("`{field}` must be a date like 2026-01-31."))
-                .param(field)
-        })
 }

@@ -23,6 +23,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::error::ApiError;
 use crate::keys::require_api_key;
+use crate::request_id::RequestId;
 use crate::state::AppState;
 use crate::usage::track_usage;
 
@@ -31,10 +32,6 @@ mod chat;
 mod health;
 pub mod json;
 mod models;
-
-/// The id of one request, shared by the response header, the logs and the usage ledger.
-#[derive(Clone, Debug)]
-pub struct RequestId(pub Arc<str>);
 
 pub fn router(state: AppState) -> Router {
     let v1 = Router::new()
@@ -66,11 +63,11 @@ pub fn router(state: AppState) -> Router {
 /// and records its count and duration by route.
 async fn observe(mut request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let id: Arc<str> = uuid::Uuid::now_v7().simple().to_string().into();
-    request.extensions_mut().insert(RequestId(Arc::clone(&id)));
+    let id = RequestId::generate();
+    request.extensions_mut().insert(id.clone());
     let route = route_label(request.uri().path());
     let mut response = next.run(request).await;
-    if let Ok(value) = HeaderValue::from_str(&id) {
+    if let Ok(value) = HeaderValue::from_str(id.as_str()) {
         response.headers_mut().insert("x-request-id", value);
     }
     let status = response.status().as_u16().to_string();

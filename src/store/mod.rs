@@ -23,7 +23,7 @@ mod keys;
 mod usage;
 
 pub use keys::{KeyRecord, NewKey};
-pub use usage::{UnknownUsageGroup, UsageGroup, UsageSummary};
+pub use usage::{parse_day, UnknownUsageGroup, UsageGroup, UsageSummary};
 
 static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");

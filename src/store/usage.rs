@@ -5,11 +5,20 @@ use chrono::{DateTime, Days, NaiveDate, NaiveTime, Utc};
 use sqlx::{PgPool, QueryBuilder, Sqlite, SqlitePool};
 
 use super::Db;
-use crate::usage::UsageEvent;
+use crate::usage_event::{UsageEvent, UsageSink};
 
 mod summary;
 
-pub use summary::{UnknownUsageGroup, UsageGroup, UsageSummary};
+pub use summary::{parse_day, UnknownUsageGroup, UsageGroup, UsageSummary};
+
+impl UsageSink for Db {
+    fn insert_usage<'a>(
+        &'a self,
+        events: &'a [UsageEvent],
+    ) -> impl std::future::Future<Output = Result<u64, sqlx::Error>> + Send + 'a {
+        Db::insert_usage(self, events)
+    }
+}
 
 /// The columns every insert names, in the order values are bound.
 macro_rules! event_columns {

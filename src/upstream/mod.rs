@@ -137,6 +137,17 @@ impl ZhipuClient {
         Err(map_zhipu_error(status, &body))
     }
 
+    /// [`Self::post`] with a JSON body.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &impl serde::Serialize,
+        stream: bool,
+    ) -> ApiResult<UpstreamResponse> {
+        let body = serde_json::to_vec(body).map_err(|e| ApiError::internal(&e))?;
+        self.post(path, body, stream).await
+    }
+
     /// Why the upstream looks unwell, if its last call got no answer at all (any HTTP status
     /// counts as an answer), with when that was.
     pub fn trouble(&self) -> Option<String> {
@@ -183,6 +194,17 @@ impl UpstreamResponse {
         }
         let body = read_capped(self.response, self.deadline, MAX_ERROR_BODY).await;
         Err(map_zhipu_error(200, &body))
+    }
+
+    /// Reads a whole (non-stream) JSON body; anything else is a 502.
+    pub async fn json(self) -> ApiResult<serde_json::Value> {
+        let bytes = self.bytes().await?;
+        serde_json::from_slice(&bytes).map_err(|_| {
+            ApiError::bad_gateway(
+                "upstream_error",
+                "The upstream answered with a body that is not JSON.",
+            )
+        })
     }
 
     /// Reads a whole (non-stream) body before the deadline, up to `MAX_ANSWER_BODY`.

@@ -5,17 +5,21 @@ use std::time::Duration;
 
 use chrono::{Days, Utc};
 
-use crate::state::AppState;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
 use crate::store::Db;
 
 const EVERY: Duration = Duration::from_secs(3600);
 
 /// Runs now and then hourly until shutdown.
-pub fn spawn(state: &AppState) {
-    let db = state.db.clone();
-    let retention_days = state.config.usage.retention_days;
-    let shutdown = state.shutdown.clone();
-    state.tasks.spawn(async move {
+pub fn spawn(
+    db: Db,
+    retention_days: Option<u32>,
+    shutdown: CancellationToken,
+    tasks: &TaskTracker,
+) {
+    tasks.spawn(async move {
         let mut tick = tokio::time::interval(EVERY);
         loop {
             tokio::select! {

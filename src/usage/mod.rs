@@ -3,88 +3,18 @@
 //! the database in batches, idempotently by `request_id`, so no row is lost to a crash, a
 //! database outage or a shutdown.
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-
 mod journal;
 pub mod maintenance;
 mod prices;
 mod reader;
 mod recorder;
+mod tap;
 mod writer;
 
 pub use journal::{Journal, LedgerHealth, REJECTED_FILE};
 pub use prices::PriceTable;
-pub use recorder::{track_usage, AnswerUsage, Ledger, TokenUsage, UsageTicket, MAX_CONTENT_BYTES};
-pub use writer::{run_writer, UsageSink, WriterSettings};
+pub use recorder::{track_usage, Ledger, StreamEnd, UsageTicket};
+pub use tap::{Prompt, Tap, TokenUsage};
+pub use writer::{run_writer, WriterSettings};
 
-use crate::store::Db;
-
-impl UsageSink for Db {
-    fn insert_usage<'a>(
-        &'a self,
-        events: &'a [UsageEvent],
-    ) -> impl std::future::Future<Output = Result<u64, sqlx::Error>> + Send + 'a {
-        Db::insert_usage(self, events)
-    }
-}
-
-/// One row of `usage_events`, also one line of the journal.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct UsageEvent {
-    /// The response's `x-request-id`; unique per row.
-    pub request_id: String,
-    /// When the request arrived.
-    pub created_at: DateTime<Utc>,
-    pub api_key_id: String,
-    pub team: String,
-    /// The path served, e.g. `/v1/chat/completions`.
-    pub endpoint: String,
-    /// The model the client named; `None` when the request was refused before one was read.
-    pub requested_model: Option<String>,
-    /// The GLM model sent upstream.
-    pub upstream_model: Option<String>,
-    pub streamed: bool,
-    /// The HTTP status the client got (200 for a stream that ended in an error event, whose
-    /// `error_code` then says what happened).
-    pub status_code: u16,
-    pub error_code: Option<String>,
-    pub prompt_tokens: i64,
-    pub completion_tokens: i64,
-    pub total_tokens: i64,
-    /// Prompt tokens served from Zhipu's cache (`prompt_tokens_details.cached_tokens`).
-    pub cached_tokens: i64,
-    pub image_count: i64,
-    /// From arrival to the last byte of the answer.
-    pub latency_ms: i64,
-    pub usage_source: UsageSource,
-    pub client_disconnected: bool,
-    /// In the price table's currency (CNY); `None` when the model has no price.
-    pub cost: Option<f64>,
-    /// Only with `[usage] store_content = true`.
-    pub prompt_text: Option<String>,
-    pub completion_text: Option<String>,
-}
-
-/// Where a row's token counts come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum UsageSource {
-    /// The upstream reported them.
-    Upstream,
-    /// The upstream produced (part of) an answer but reported no usage: counted from what was
-    /// streamed and from the prompt.
-    Estimated,
-    /// No answer was produced (refused by the gateway, or an upstream error), so no tokens.
-    None,
-}
-
-impl UsageSource {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Upstream => "upstream",
-            Self::Estimated => "estimated",
-            Self::None => "none",
-        }
-    }
-}
+pub use crate::usage_event::{UsageEvent, UsageSink, UsageSource};

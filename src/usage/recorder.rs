@@ -1,22 +1,25 @@
 //! From request to row: the `track_usage` layer gives each authenticated request a
-//! `UsageTicket`; handlers note the models and tokens on it or on the response; the row goes to
-//! the journal before the client has the whole answer, so an answered request always has a row.
+//! `UsageTicket`, which handlers take as an argument and tell what they learn (models, prompt,
+//! the answer's `Tap`). The ticket writes the row exactly once, through `Ledger::record`, before
+//! the client has the whole answer, so an answered request always has a row.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use axum::extract::{Request, State};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use serde_json::Value;
+use futures_util::FutureExt;
 use tokio::time::Instant;
 
-use super::{Journal, PriceTable, UsageEvent, UsageSource};
+use super::tap::{floor_char_boundary, MAX_CONTENT_BYTES};
+use super::{Journal, PriceTable, Prompt, Tap, TokenUsage, UsageEvent, UsageSource};
 use crate::error::ApiError;
 use crate::keys::ApiKey;
-use crate::relay::StreamOutcome;
-use crate::routes::RequestId;
+use crate::request_id::RequestId;
 
 /// Where rows go: priced, then appended to the journal. `None` journal: the ledger is off.
 pub struct Ledger {
@@ -60,9 +63,6 @@ impl Ledger {
 
 /// Model names longer than this are cut in the row (a client may send anything).
 const MAX_MODEL_CHARS: usize = 200;
-/// Stored prompt and completion text is cut at this many bytes, so that a prompt full of
-/// base64 images cannot make a row (and a batch of them) huge.
-pub const MAX_CONTENT_BYTES: usize = 64 * 1024;
 
 /// Text from clients goes into the row, but Postgres refuses NUL characters in text, and one
 /// refused row must not hold up the ledger: NULs are removed, model names kept short.
@@ -92,143 +92,128 @@ fn make_storable(event: &mut UsageEvent) {
         .flatten()
     {
         if text.len() > MAX_CONTENT_BYTES {
-            let cut = (0..=MAX_CONTENT_BYTES)
-                .rev()
-                .find(|at| text.is_char_boundary(*at))
-                .unwrap_or(0);
-            text.truncate(cut);
+            text.truncate(floor_char_boundary(text, MAX_CONTENT_BYTES));
         }
     }
 }
 
-/// Token counts as the upstream reports them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TokenUsage {
-    pub prompt: i64,
-    pub completion: i64,
-    pub total: i64,
-    pub cached: i64,
+/// How a relayed stream ended.
+#[derive(Debug, Default)]
+pub struct StreamEnd {
+    pub tap: Tap,
+    pub client_disconnected: bool,
+    /// The code of the error event the stream ended with, if it did.
+    pub error_code: Option<String>,
 }
 
-impl TokenUsage {
-    /// Reads an OpenAI/Zhipu `usage` object; `None` when it has no token counts.
-    pub fn from_value(usage: &Value) -> Option<Self> {
-        let count = |pointer: &str| usage.pointer(pointer).and_then(Value::as_i64);
-        let prompt = count("/prompt_tokens");
-        let completion = count("/completion_tokens");
-        if prompt.is_none() && completion.is_none() {
-            return None;
-        }
-        let (prompt, completion) = (prompt.unwrap_or(0), completion.unwrap_or(0));
-        Some(Self {
-            prompt,
-            completion,
-            total: count("/total_tokens").unwrap_or(prompt + completion),
-            cached: count("/prompt_tokens_details/cached_tokens").unwrap_or(0),
-        })
-    }
+/// One request's pending row; cheap to clone. Handlers take it as an argument. The row is
+/// written once: by `track_usage` when a plain response leaves, by the stream relay when a
+/// stream ends (`claim_stream`), or, if neither gets to it (the client left before the
+/// response, the gateway stopped mid-stream, a relay panicked), when the last clone drops.
+#[derive(Clone)]
+pub struct UsageTicket(Arc<Pending>);
 
-    /// A rough count for text the upstream gave no usage for: about three characters a token
-    /// (English runs near four, Chinese near one or two), never zero for non-empty text.
-    pub fn estimate(chars: usize) -> i64 {
-        i64::try_from(chars.div_ceil(3)).unwrap_or(i64::MAX)
-    }
-}
-
-/// What a successful non-stream handler leaves on its response for the row.
-#[derive(Debug, Clone, Default)]
-pub struct AnswerUsage {
-    pub tokens: Option<TokenUsage>,
-    /// Characters of the answer, for an estimate when the upstream reported no usage.
-    pub completion_chars: usize,
-    pub images: i64,
-    pub completion_text: Option<String>,
-}
-
-/// One request's pending row. Handlers fill in what they learn; the row is written once, by
-/// `track_usage` when the response leaves, or by a stream relay when the stream ends, or, if
-/// neither gets to it (the client left before the response, the gateway stopped mid-stream),
-/// when the ticket is dropped.
-pub struct UsageTicket {
+struct Pending {
     ledger: Arc<Ledger>,
-    request_id: Arc<str>,
+    request_id: RequestId,
     key: Arc<ApiKey>,
-    endpoint: String,
+    endpoint: &'static str,
     created_at: DateTime<Utc>,
     started: Instant,
-    models: OnceLock<(String, String)>,
-    prompt: OnceLock<(usize, Option<String>)>,
+    noted: Mutex<Noted>,
     claimed: AtomicBool,
     recorded: AtomicBool,
 }
 
+/// What handlers have told the ticket so far.
+#[derive(Default)]
+struct Noted {
+    models: Option<(String, String)>,
+    /// Set once the prompt is about to go upstream.
+    prompt: Option<Prompt>,
+    answer: Option<Tap>,
+}
+
 impl UsageTicket {
+    pub fn request_id(&self) -> &str {
+        self.0.request_id.as_str()
+    }
+
+    /// Whether rows keep prompt and answer text (`[usage] store_content`).
+    pub fn keeps_text(&self) -> bool {
+        self.0.ledger.stores_content()
+    }
+
     /// The model the client named and the GLM model it maps to.
     pub fn set_models(&self, requested: &str, upstream: &str) {
-        let _ = self.models.set((requested.to_owned(), upstream.to_owned()));
+        self.noted().models = Some((requested.to_owned(), upstream.to_owned()));
     }
 
-    /// The prompt's size in characters (for estimates) and, when content is stored, its text.
-    pub fn set_prompt(&self, chars: usize, text: impl FnOnce() -> String) {
-        let text = self.ledger.stores_content().then(text);
-        let _ = self.prompt.set((chars, text));
+    pub fn set_prompt(&self, prompt: Prompt) {
+        self.noted().prompt = Some(prompt);
     }
 
-    /// Takes the row over from `track_usage`: for streams, whose row is written at their end.
-    pub fn claim(self: &Arc<Self>) -> Arc<Self> {
-        self.claimed.store(true, Ordering::Release);
-        Arc::clone(self)
+    /// A plain answer's tap; its row is written as the response leaves.
+    pub fn answered(&self, tap: Tap) {
+        self.noted().answer = Some(tap);
+    }
+
+    /// Takes the row over from `track_usage` for a stream, whose row is written at its end.
+    pub fn claim_stream(&self) -> Self {
+        self.0.claimed.store(true, Ordering::Release);
+        self.clone()
     }
 
     /// Writes a stream's row; called before the stream's last frames reach the client.
-    pub fn finish_stream(&self, outcome: &StreamOutcome) {
-        let reported = outcome.usage.as_ref().and_then(TokenUsage::from_value);
-        let mut event = self.event(200, outcome.error_code.clone(), true);
-        self.count_tokens(&mut event, reported, outcome.streamed_chars);
-        event.client_disconnected = outcome.client_disconnected;
-        event.completion_text.clone_from(&outcome.completion_text);
-        self.record(event);
+    pub fn finish_stream(&self, end: StreamEnd) {
+        let mut event = self.0.event(200, end.error_code, true);
+        self.0.count_tokens(&mut event, &end.tap);
+        event.client_disconnected = end.client_disconnected;
+        self.0.record(event);
     }
 
-    fn finish_response(&self, response: &Response) {
-        let error_code = response
-            .extensions()
-            .get::<ApiError>()
-            .and_then(|e| e.code.as_deref().map(String::from));
-        let mut event = self.event(response.status().as_u16(), error_code, false);
-        if let Some(answer) = response.extensions().get::<AnswerUsage>() {
-            self.count_tokens(&mut event, answer.tokens, answer.completion_chars);
-            event.image_count = answer.images;
-            event.completion_text.clone_from(&answer.completion_text);
+    fn finish_response(&self, status: u16, error: Option<&ApiError>) {
+        let code = error.and_then(|e| e.code.as_deref().map(String::from));
+        let mut event = self.0.event(status, code, false);
+        let answer = self.noted().answer.take();
+        if let Some(tap) = answer {
+            self.0.count_tokens(&mut event, &tap);
         }
-        self.record(event);
+        self.0.record(event);
+    }
+
+    fn noted(&self) -> MutexGuard<'_, Noted> {
+        self.0.noted()
+    }
+}
+
+impl Pending {
+    fn noted(&self) -> MutexGuard<'_, Noted> {
+        self.noted.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The upstream's counts when it gave them; otherwise, if any answer came, an estimate from
     /// the prompt and the answer's length, never a silent 0.
-    fn count_tokens(
-        &self,
-        event: &mut UsageEvent,
-        reported: Option<TokenUsage>,
-        answer_chars: usize,
-    ) {
-        let (tokens, source) = match reported {
+    fn count_tokens(&self, event: &mut UsageEvent, tap: &Tap) {
+        let (tokens, source) = match tap.tokens() {
             Some(tokens) => (tokens, UsageSource::Upstream),
-            None if answer_chars > 0 => (self.estimate(answer_chars), UsageSource::Estimated),
+            None if tap.answer_chars() > 0 => {
+                let prompt =
+                    TokenUsage::estimate(self.noted().prompt.as_ref().map_or(0, |p| p.chars));
+                let completion = TokenUsage::estimate(tap.answer_chars());
+                let tokens = TokenUsage {
+                    prompt,
+                    completion,
+                    total: prompt + completion,
+                    cached: 0,
+                };
+                (tokens, UsageSource::Estimated)
+            }
             None => (TokenUsage::default(), UsageSource::None),
         };
         apply_tokens(event, tokens, source);
-    }
-
-    fn estimate(&self, answer_chars: usize) -> TokenUsage {
-        let prompt = TokenUsage::estimate(self.prompt.get().map_or(0, |p| p.0));
-        let completion = TokenUsage::estimate(answer_chars);
-        TokenUsage {
-            prompt,
-            completion,
-            total: prompt + completion,
-            cached: 0,
-        }
+        event.image_count = tap.images();
+        event.completion_text = tap.completion_text();
     }
 
     /// Writes the row unless it was written already.
@@ -239,15 +224,15 @@ impl UsageTicket {
     }
 
     fn event(&self, status_code: u16, error_code: Option<String>, streamed: bool) -> UsageEvent {
-        let models = self.models.get();
+        let noted = self.noted();
         UsageEvent {
-            request_id: self.request_id.to_string(),
+            request_id: self.request_id.as_str().to_owned(),
             created_at: self.created_at,
             api_key_id: self.key.id.clone(),
             team: self.key.team.clone(),
-            endpoint: self.endpoint.clone(),
-            requested_model: models.map(|m| m.0.clone()),
-            upstream_model: models.map(|m| m.1.clone()),
+            endpoint: self.endpoint.to_owned(),
+            requested_model: noted.models.as_ref().map(|m| m.0.clone()),
+            upstream_model: noted.models.as_ref().map(|m| m.1.clone()),
             streamed,
             status_code,
             error_code,
@@ -260,30 +245,33 @@ impl UsageTicket {
             usage_source: UsageSource::None,
             client_disconnected: false,
             cost: None,
-            prompt_text: self.prompt.get().and_then(|p| p.1.clone()),
+            prompt_text: noted.prompt.as_ref().and_then(|p| p.text.clone()),
             completion_text: None,
         }
     }
 }
 
-impl Drop for UsageTicket {
-    /// The request ended without its row: the client left before the response began (499,
-    /// as web servers log it), or a stream was cut off by the gateway stopping. If the prompt
-    /// had gone upstream, its tokens are estimated: the upstream may bill for it.
+impl Drop for Pending {
+    /// The request ended without its row: a panic (500), the client left before the response
+    /// began (499, as web servers log it), or a stream was cut off by the gateway stopping. If
+    /// the prompt had gone upstream, its tokens are estimated: the upstream may bill for it.
     fn drop(&mut self) {
         if self.recorded.load(Ordering::Acquire) {
             return;
         }
         let streamed = self.claimed.load(Ordering::Acquire);
-        let (status, code) = if streamed {
+        let (status, code) = if std::thread::panicking() {
+            (500, "internal_error")
+        } else if streamed {
             (200, "stream_interrupted")
         } else {
             (499, "client_closed_request")
         };
         let mut event = self.event(status, Some(code.to_owned()), streamed);
-        event.client_disconnected = !streamed;
-        if let Some((chars, _)) = self.prompt.get() {
-            let prompt = TokenUsage::estimate(*chars);
+        event.client_disconnected = status == 499;
+        let prompt_chars = self.noted().prompt.as_ref().map(|p| p.chars);
+        if let Some(chars) = prompt_chars {
+            let prompt = TokenUsage::estimate(chars);
             let tokens = TokenUsage {
                 prompt,
                 completion: 0,
@@ -304,34 +292,139 @@ fn apply_tokens(event: &mut UsageEvent, tokens: TokenUsage, source: UsageSource)
     event.usage_source = source;
 }
 
-/// The layer inside `require_api_key`: every request with a valid key leaves exactly one row.
+impl<S: Send + Sync> FromRequestParts<S> for UsageTicket {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Self>()
+            .cloned()
+            .ok_or_else(|| ApiError::internal(&"a /v1 route is missing the track_usage layer"))
+    }
+}
+
+/// The ledger's name for a `/v1` path (`usage_events.endpoint`).
+fn endpoint_of(path: &str) -> &'static str {
+    let path = path.strip_prefix("/v1/").unwrap_or(path);
+    match path.split('/').next().unwrap_or_default() {
+        "chat" => "chat",
+        "responses" => "responses",
+        "embeddings" => "embeddings",
+        "images" => "images",
+        "models" => "models",
+        _ => "other",
+    }
+}
+
+/// The layer inside `require_api_key`: every request with a valid key leaves exactly one row,
+/// a handler's panic included (recorded as the 500 the client gets).
 pub async fn track_usage(
     State(ledger): State<Arc<Ledger>>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    let (Some(key), Some(RequestId(request_id))) = (
+    let (Some(key), Some(request_id)) = (
         request.extensions().get::<Arc<ApiKey>>().cloned(),
         request.extensions().get::<RequestId>().cloned(),
     ) else {
         return next.run(request).await;
     };
-    let ticket = Arc::new(UsageTicket {
+    let ticket = UsageTicket(Arc::new(Pending {
         ledger,
         request_id,
         key,
-        endpoint: request.uri().path().to_owned(),
+        endpoint: endpoint_of(request.uri().path()),
         created_at: Utc::now(),
         started: Instant::now(),
-        models: OnceLock::new(),
-        prompt: OnceLock::new(),
+        noted: Mutex::default(),
         claimed: AtomicBool::new(false),
         recorded: AtomicBool::new(false),
-    });
-    request.extensions_mut().insert(Arc::clone(&ticket));
-    let response = next.run(request).await;
-    if !ticket.claimed.load(Ordering::Acquire) {
-        ticket.finish_response(&response);
+    }));
+    request.extensions_mut().insert(ticket.clone());
+    let response = match AssertUnwindSafe(next.run(request)).catch_unwind().await {
+        Ok(response) => response,
+        Err(_) => ApiError::internal(&"a handler panicked").into_response(),
+    };
+    if !ticket.0.claimed.load(Ordering::Acquire) {
+        ticket.finish_response(response.status().as_u16(), response.extensions().get());
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::middleware::from_fn_with_state;
+    use axum::routing::get;
+    use axum::Router;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::keys::hash_secret;
+    use crate::store::KeyRecord;
+
+    /// The rows a journal folder holds, read back from its segment files.
+    fn journal_rows(dir: &std::path::Path) -> Vec<UsageEvent> {
+        let mut rows = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default();
+            rows.extend(
+                text.lines()
+                    .filter_map(|line| serde_json::from_str(line).ok()),
+            );
+        }
+        rows
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_recorded_as_the_500_the_client_gets() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Arc::new(Journal::open(dir.path()).unwrap());
+        let ledger = Arc::new(Ledger::new(Some(journal), PriceTable::new(&[]), false));
+        async fn boom(ticket: UsageTicket) -> &'static str {
+            ticket.set_models("gpt-4o", "glm-4.6v");
+            panic!("a bug")
+        }
+        let app = Router::new()
+            .route("/v1/chat/completions", get(boom))
+            .route_layer(from_fn_with_state(ledger, track_usage));
+        let record = KeyRecord {
+            id: "k1".into(),
+            name: "n".into(),
+            team: "t".into(),
+            secret_hash: hash_secret("s"),
+            models: None,
+            rpm: None,
+            tpm: None,
+            token_budget: None,
+            expires_at: None,
+            created_at: Utc::now(),
+            revoked_at: None,
+        };
+        let mut request = Request::new(Body::empty());
+        *request.uri_mut() = "/v1/chat/completions".parse().unwrap();
+        request
+            .extensions_mut()
+            .insert(Arc::new(ApiKey::from_record(&record).unwrap()));
+        request.extensions_mut().insert(RequestId::generate());
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status().as_u16(), 500);
+        let rows = journal_rows(dir.path());
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            (rows[0].status_code, rows[0].error_code.as_deref()),
+            (500, Some("internal_error"))
+        );
+        assert_eq!(rows[0].endpoint, "chat");
+    }
+
+    #[test]
+    fn endpoints_have_short_names() {
+        assert_eq!(endpoint_of("/v1/chat/completions"), "chat");
+        assert_eq!(endpoint_of("/v1/images/generations"), "images");
+        assert_eq!(endpoint_of("/v1/responses/resp_1/input_items"), "responses");
+        assert_eq!(endpoint_of("/v1/models/gpt-4o"), "models");
+        assert_eq!(endpoint_of("/v1/embeddings"), "embeddings");
+    }
 }

@@ -2,7 +2,6 @@
 //! database in batches until each batch is in, and deletes segments whose rows are committed.
 //! Normal running, replay after a crash and catching up after an outage are this one loop.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,22 +10,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::journal::{Journal, METRIC_JOURNAL_ERRORS};
 use super::reader::SegmentReader;
-use super::UsageEvent;
+use super::{UsageEvent, UsageSink};
 
 #[cfg(test)]
 mod tests;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-
-/// Where committed rows go. `Db` implements it; tests use a fake.
-pub trait UsageSink: Send + Sync + 'static {
-    /// Inserts the rows, ignoring ones whose request_id is already stored; returns rows inserted.
-    fn insert_usage<'a>(
-        &'a self,
-        events: &'a [UsageEvent],
-    ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send + 'a;
-}
 
 #[derive(Debug, Clone)]
 pub struct WriterSettings {

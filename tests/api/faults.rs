@@ -277,7 +277,7 @@ fn stray_row(id: &str, cost: f64) -> glm_gateway::usage::UsageEvent {
         created_at: chrono::Utc::now(),
         api_key_id: "k".into(),
         team: "t".into(),
-        endpoint: "/v1/chat/completions".into(),
+        endpoint: "chat".into(),
         requested_model: Some("glm-4.7".into()),
         upstream_model: Some("glm-4.7".into()),
         streamed: false,

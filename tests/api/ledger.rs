@@ -70,7 +70,7 @@ async fn each_kind_of_request_leaves_its_exact_row(backend: Backend) {
             row.team.as_str(),
             row.endpoint.as_str()
         ),
-        (key_id, "finance", "/v1/chat/completions")
+        (key_id, "finance", "chat")
     );
     assert_eq!(
         (

@@ -46,7 +46,7 @@ fn event(id: &str, at: &str, key: &str, team: &str, model: Option<&str>) -> Usag
         created_at: at.parse().unwrap(),
         api_key_id: key.into(),
         team: team.into(),
-        endpoint: "/v1/chat/completions".into(),
+        endpoint: "chat".into(),
         requested_model: model.map(|m| format!("alias-{m}")),
         upstream_model: model.map(Into::into),
         streamed: false,
@@ -107,7 +107,7 @@ fn fixture() -> Vec<UsageEvent> {
         0,
         0.0002,
     );
-    r4.endpoint = "/v1/embeddings".into();
+    r4.endpoint = "embeddings".into();
     let mut r5 = event("r5", "2026-03-02T09:00:00Z", "k3", "beta", None);
     (r5.status_code, r5.error_code, r5.cost) = (400, Some("invalid_request".into()), None);
     r5.usage_source = UsageSource::None;

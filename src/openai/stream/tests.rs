@@ -148,7 +148,7 @@ fn streamed_tool_arguments_name_the_type_once() {
         finish_reasons(&chunks).last(),
         Some(&Value::from("tool_calls"))
     );
-    assert_eq!(rewriter.streamed_chars(), "{\"location\": \"Rome\"}".len());
+    assert!(rewriter.usage().is_some());
 }
 
 #[test]
@@ -203,7 +203,6 @@ fn a_mid_stream_error_is_an_error_event_and_the_end() {
         .as_str()
         .expect("message")
         .contains("zhipu code 1301"));
-    assert_eq!(rewriter.streamed_chars(), "Partial text".len());
 }
 
 #[test]
@@ -257,15 +256,9 @@ fn a_finished_answer_without_done_still_ends_cleanly() {
         .collect();
     let (chunks, done) = parse(&frames);
     assert!(done);
-    assert_eq!(chunks.len(), 1);
-    assert_eq!(chunks[0]["usage"]["total_tokens"], 56);
-}
-
-#[test]
-fn streamed_chars_count_content_and_reasoning() {
-    let (rewriter, _) = run(include_str!("../fixtures/simple.sse"), false);
-    let expected = "The user greets".chars().count() + "\nOlá!".chars().count();
-    assert_eq!(rewriter.streamed_chars(), expected);
+    assert_eq!(chunks.len(), 2, "the held finish chunk, then usage");
+    assert_eq!(chunks[0]["choices"][0]["finish_reason"], "stop");
+    assert_eq!(chunks[1]["usage"]["total_tokens"], 56);
 }
 
 #[test]
@@ -277,20 +270,47 @@ fn blank_events_are_ignored() {
 }
 
 #[test]
-fn kept_text_is_cut_at_its_limit_and_never_holed() {
-    let mut rewriter = ChunkRewriter::new(false).keep_text(5);
-    for piece in ["abc", "déf", "g"] {
-        let chunk = json!({"id": "1", "choices": [{"index": 0, "delta": {"role": "assistant", "content": piece}}]});
-        rewriter.push(&chunk.to_string());
-    }
+fn parallel_tool_calls_finish_once_on_the_last_choice_chunk() {
+    let (_, frames) = run(include_str!("../fixtures/parallel_tool_calls.sse"), true);
+    let (chunks, done) = parse(&frames);
+    assert!(done);
+    let with_choice: Vec<&Value> = chunks
+        .iter()
+        .filter(|c| !c["choices"].as_array().expect("choices").is_empty())
+        .collect();
+    let reasons = finish_reasons(&chunks);
     assert_eq!(
-        rewriter.text(),
-        Some("abcd"),
-        "é does not fit whole, and nothing after it is kept"
+        reasons.iter().filter(|r| !r.is_null()).count(),
+        1,
+        "{reasons:?}"
     );
-    assert_eq!(
-        ChunkRewriter::new(false).text(),
-        None,
-        "no text is kept unless asked"
+    let last = with_choice.last().expect("a choice chunk");
+    assert_eq!(last["choices"][0]["finish_reason"], "tool_calls");
+    let ids: Vec<&Value> = with_choice
+        .iter()
+        .flat_map(|c| c["choices"][0]["delta"]["tool_calls"].as_array())
+        .flatten()
+        .map(|call| &call["id"])
+        .collect();
+    assert_eq!(ids, ["call_a1", "call_b2", "call_c3"]);
+    assert_eq!(chunks.last().expect("usage")["usage"]["total_tokens"], 301);
+}
+
+#[test]
+fn the_finish_chunk_is_released_by_done_or_by_an_error() {
+    let mut rewriter = ChunkRewriter::new(false);
+    let finishing = json!({"id": "1", "choices": [{"index": 0, "finish_reason": "stop",
+        "delta": {"role": "assistant", "content": "end"}}]});
+    assert!(
+        rewriter.push(&finishing.to_string()).is_empty(),
+        "held back"
     );
+    let frames = rewriter.push("[DONE]");
+    assert_eq!(frames.len(), 2);
+    assert!(String::from_utf8_lossy(&frames[0]).contains("\"finish_reason\":\"stop\""));
+
+    let mut rewriter = ChunkRewriter::new(false);
+    rewriter.push(&finishing.to_string());
+    let frames = rewriter.push(r#"{"error":{"code":"1301","message":"x"}}"#);
+    assert_eq!(frames.len(), 2, "the held chunk, then the error");
 }

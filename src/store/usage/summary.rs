@@ -9,6 +9,21 @@ use serde::Deserialize;
 
 use crate::store::Db;
 
+/// A summary bound: a `YYYY-MM-DD` day, or the UTC day of an RFC 3339 time. Anything else
+/// is refused (an error naming `field`), never read in part.
+pub fn parse_day(field: &'static str, value: Option<&str>) -> Result<Option<NaiveDate>, String> {
+    let Some(value) = value else { return Ok(None) };
+    let day = NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .ok()
+        .or_else(|| {
+            chrono::DateTime::parse_from_rfc3339(value)
+                .ok()
+                .map(|at| at.with_timezone(&chrono::Utc).date_naive())
+        });
+    day.map(Some)
+        .ok_or_else(|| format!("`{field}` must be a date like 2026-01-31."))
+}
+
 /// What `usage_summary` groups by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -131,5 +146,30 @@ impl Db {
             row.group = by;
         }
         Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod day_tests {
+    use super::parse_day;
+
+    #[test]
+    fn days_are_whole_dates_or_rfc3339_times() {
+        let day = |v| parse_day("since", Some(v));
+        assert_eq!(
+            day("2026-01-31").unwrap().unwrap().to_string(),
+            "2026-01-31"
+        );
+        assert_eq!(
+            day("2026-01-31T23:30:00-02:00")
+                .unwrap()
+                .unwrap()
+                .to_string(),
+            "2026-02-01"
+        );
+        for bad in ["2026-01-01garbage", "2026-13-01", "yesterday", ""] {
+            assert!(day(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_day("until", None), Ok(None));
     }
 }
