@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of glm-gateway on a fresh machine: makes sure PostgreSQL answers on
 # 127.0.0.1:5432 (starting or installing it when it does not), makes a Python virtualenv with
-# the official OpenAI SDK, then runs lints, the Rust tests and the OpenAI-SDK tests.
+# the official OpenAI SDK and installs the pinned OpenAI Node SDKs (tests/node), then runs lints,
+# the Rust tests and the OpenAI-SDK tests (Python, then Node).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,9 +51,30 @@ ensure_python() {
   .venv/bin/pip install -q --disable-pip-version-check -r tests/python/requirements.txt
 }
 
+ensure_node() {
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "node and npm are needed for the Node SDK tests (tests/node): install them" >&2
+      exit 1
+    fi
+    step "installing Node.js"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+  fi
+  # npm ci (exactly package-lock.json) only when node_modules is missing or the lock changed.
+  local want have
+  want=$(sha256sum tests/node/package-lock.json | cut -d' ' -f1)
+  have=$(cat tests/node/node_modules/.package-lock.sha256 2>/dev/null || true)
+  if [ "$want" != "$have" ]; then
+    step "npm ci (tests/node)"
+    npm ci --prefix tests/node --no-audit --no-fund
+    echo "$want" >tests/node/node_modules/.package-lock.sha256
+  fi
+}
+
 ensure_postgres
 drop_leftover_databases
 ensure_python
+ensure_node
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -62,4 +84,7 @@ step "cargo test (unit and integration, Postgres and SQLite)"
 cargo test --locked
 step "OpenAI Python SDK against the gateway"
 GLM_GATEWAY_BIN="$PWD/target/debug/glm-gateway" .venv/bin/python -m pytest tests/python -q
+step "OpenAI Node SDK (4.x and current) against the gateway"
+GLM_GATEWAY_BIN="$PWD/target/debug/glm-gateway" TEST_DATABASE_URL="$TEST_DATABASE_URL" \
+  node --test tests/node/*.test.mjs
 drop_leftover_databases
