@@ -54,8 +54,8 @@ impl App {
         }
         let keys = Arc::new(KeyCache::default());
         let count = keys.reload(&db).await.context("cannot load the API keys")?;
-        let zhipu =
-            ZhipuClient::new(&config.zhipu).context("cannot build the upstream HTTP client")?;
+        let zhipu = ZhipuClient::new(&config.zhipu, &config.images)
+            .context("cannot build the upstream HTTP client")?;
         let journal = match config.usage.enabled {
             true => Some(Arc::new(
                 Journal::open(&config.usage.journal_dir).with_context(|| {

@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod endpoints;
 mod models;
 mod secret;
 
+pub use endpoints::{EmbeddingsConfig, ImagesConfig};
 pub use models::ModelMap;
 pub use secret::Secret;
 
@@ -73,6 +75,8 @@ pub struct Config {
     pub usage: UsageConfig,
     /// Price entries from the file, on top of the built-in ones.
     pub prices: Vec<PriceEntry>,
+    pub embeddings: EmbeddingsConfig,
+    pub images: ImagesConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -154,6 +158,10 @@ struct FileConfig {
     usage: FileUsage,
     #[serde(default)]
     prices: Vec<PriceEntry>,
+    #[serde(default)]
+    embeddings: endpoints::FileEmbeddings,
+    #[serde(default)]
+    images: endpoints::FileImages,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -280,6 +288,8 @@ impl Config {
             },
             usage: usage_config(file.usage, env)?,
             prices: validate_prices(file.prices)?,
+            embeddings: endpoints::embeddings_config(file.embeddings)?,
+            images: endpoints::images_config(file.images)?,
         })
     }
 }

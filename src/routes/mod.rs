@@ -29,13 +29,19 @@ use crate::usage::track_usage;
 
 pub mod admin;
 mod chat;
+mod embeddings;
 mod health;
+mod images;
 pub mod json;
 mod models;
 
 pub fn router(state: AppState) -> Router {
     let v1 = Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
+        .route("/v1/embeddings", post(embeddings::embeddings))
+        .route("/v1/images/generations", post(images::generations))
+        .route("/v1/images/edits", post(images::unsupported))
+        .route("/v1/images/variations", post(images::unsupported))
         .route("/v1/models", get(models::list_models))
         .route("/v1/models/{id}", get(models::retrieve_model))
         .route_layer(from_fn_with_state(Arc::clone(&state.ledger), track_usage))
@@ -82,6 +88,8 @@ async fn observe(mut request: Request, next: Next) -> Response {
 fn route_label(path: &str) -> &'static str {
     match path {
         "/v1/chat/completions" => "chat_completions",
+        "/v1/embeddings" => "embeddings",
+        p if p.starts_with("/v1/images/") => "images",
         "/v1/models" => "models",
         p if p.starts_with("/v1/models/") => "model",
         p if p.starts_with("/admin/") => "admin",

@@ -10,13 +10,15 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use tokio::time::Instant;
 
-use crate::config::ZhipuConfig;
+use crate::config::{ImagesConfig, ZhipuConfig};
 use crate::error::{ApiError, ApiResult};
 use crate::openai::zhipu_error::map_zhipu_error;
 
 mod credential;
+mod images;
 
 pub use credential::{sign, Credential};
+pub use images::ImageFetcher;
 
 /// Error bodies are read up to this size; the rest is ignored.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -31,6 +33,8 @@ pub struct ZhipuClient {
     first_byte_timeout: Duration,
     total_timeout: Duration,
     health: UpstreamHealth,
+    /// Downloads generated images for `b64_json` answers.
+    pub images: ImageFetcher,
 }
 
 /// Whether the upstream answered lately: set by every call, read by `/readyz`.
@@ -65,14 +69,17 @@ pub struct UpstreamResponse {
 }
 
 impl ZhipuClient {
-    pub fn new(config: &ZhipuConfig) -> Result<Self, reqwest::Error> {
+    pub fn new(config: &ZhipuConfig, images: &ImagesConfig) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_nodelay(true)
+            // A redirect would take a signed call, or an image download, somewhere unchecked.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("glm-gateway/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self {
+            images: ImageFetcher::new(http.clone(), &config.base_url, images),
             http,
             base_url: config.base_url.clone(),
             credentials: config

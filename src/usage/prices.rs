@@ -29,6 +29,7 @@ type Builtin = (&'static str, (i32, u32, u32), f64, f64, f64);
 
 const LAUNCH_2024: (i32, u32, u32) = (2024, 1, 16);
 const SNAPSHOT_2025: (i32, u32, u32) = (2025, 2, 1);
+const PRICING_2026: (i32, u32, u32) = (2026, 9, 24);
 
 const BUILTIN: &[Builtin] = &[
     // Early 2024, input and output priced the same: one-api's ratios before 36a03f46, and the
@@ -65,6 +66,11 @@ const BUILTIN: &[Builtin] = &[
     // Input only; the model page today reads 0.5 CNY per million tokens, the same.
     ("embedding-2", SNAPSHOT_2025, 0.0005, 0.0, 0.0),
     ("embedding-3", SNAPSHOT_2025, 0.0005, 0.0, 0.0),
+    // The official pricing page as transcribed 2026-09-24 (zhipu-api.md §11): CogView-4 per
+    // image; cogview-3-flash stays free.
+    ("cogview-4", PRICING_2026, 0.0, 0.0, 0.06),
+    ("cogview-4-250304", PRICING_2026, 0.0, 0.0, 0.06),
+    ("embedding-2", PRICING_2026, 0.0005, 0.0, 0.0),
 ];
 
 impl Entry {

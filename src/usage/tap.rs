@@ -149,8 +149,11 @@ impl Tap {
             .add(tokens);
     }
 
+    /// Images the upstream made: it reports them by making them, so the row's source is the
+    /// upstream even though no tokens are counted.
     pub fn add_images(&mut self, count: i64) {
         self.images += count;
+        self.tokens.get_or_insert_with(TokenUsage::default);
     }
 
     pub fn tokens(&self) -> Option<TokenUsage> {
