@@ -6,6 +6,7 @@ mod auth;
 mod catalogue;
 mod chat;
 mod directives;
+mod embeddings;
 mod errors;
 mod messages;
 mod respond;
@@ -28,6 +29,8 @@ use axum::Router;
 use serde_json::Value;
 
 use state::Shared;
+
+pub use embeddings::{embedding_tokens, embedding_vector};
 
 /// Large enough for several base64 images (Zhipu allows 5 MB each).
 const BODY_LIMIT: usize = 64 * 1024 * 1024;
@@ -70,8 +73,10 @@ pub struct RecordedRequest {
 pub fn router(config: EmulatorConfig) -> (Router, EmulatorHandle) {
     let shared = Arc::new(Shared::new(&config.api_keys, config.chunk_delay));
     let chat = post(chat::chat_completions).fallback(not_found);
+    let embeddings = post(embeddings::embeddings).fallback(not_found);
     let router = Router::new()
         .route("/api/paas/v4/chat/completions", chat)
+        .route("/api/paas/v4/embeddings", embeddings)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(shared.clone(), record))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
