@@ -1,5 +1,6 @@
 //! The `#directive` words a test (or a demo user) writes in its last user message to make the
-//! emulator misbehave on purpose: errors, slow or broken streams, echo, tool calls.
+//! emulator misbehave on purpose: errors, slow or broken streams, echo, tool calls, large or
+//! slow image downloads.
 
 use std::time::Duration;
 
@@ -37,6 +38,8 @@ pub(crate) struct Directives {
     pub http: Option<HttpFault>,
     pub finish: Option<String>,
     pub fault: Option<StreamFault>,
+    pub big_image: bool,
+    pub slow_image: Option<Duration>,
     /// The message text with the directives (and their arguments) removed.
     pub text: String,
 }
@@ -59,16 +62,14 @@ impl Directives {
                 "#tool" => out.tool = true,
                 "#midstream-error" => out.fault = Some(StreamFault::MidstreamError),
                 "#cut" => out.fault = Some(StreamFault::Cut),
+                "#big-image" => out.big_image = true,
+                "#slow-image" => out.slow_image = arg().and_then(parse_ms),
                 "#chunks" => {
                     out.chunks = arg()
                         .and_then(|n| n.parse().ok())
                         .map(|n: usize| n.clamp(1, MAX_CHUNKS))
                 }
-                "#slow" => {
-                    out.slow = arg()
-                        .and_then(|n| n.parse().ok())
-                        .map(|ms: u64| Duration::from_millis(ms.min(MAX_SLOW_MS)))
-                }
+                "#slow" => out.slow = arg().and_then(parse_ms),
                 "#error" => out.error = arg().and_then(|c| c.parse().ok()).map(|c| (c, false)),
                 "#error200" => out.error = arg().and_then(|c| c.parse().ok()).map(|c| (c, true)),
                 "#finish" => out.finish = arg().map(str::to_owned),
@@ -79,6 +80,11 @@ impl Directives {
         out.text = words.join(" ");
         out
     }
+}
+
+fn parse_ms(ms: &str) -> Option<Duration> {
+    let ms: u64 = ms.parse().ok()?;
+    Some(Duration::from_millis(ms.min(MAX_SLOW_MS)))
 }
 
 fn parse_http(kind: &str) -> Option<HttpFault> {
@@ -120,5 +126,9 @@ mod tests {
             (d.http, d.fault, d.tool),
             (Some(HttpFault::Html), Some(StreamFault::Cut), true)
         );
+        let d = Directives::parse("a cat #big-image #slow-image 20");
+        assert_eq!(d.text, "a cat");
+        assert!(d.big_image);
+        assert_eq!(d.slow_image, Some(Duration::from_millis(20)));
     }
 }

@@ -3,6 +3,7 @@
 mod auth;
 mod chat;
 mod embeddings;
+mod images;
 mod validation;
 
 use std::time::Duration;
