@@ -1,6 +1,6 @@
 //! The `#directive` words a test (or a demo user) writes in its last user message to make the
-//! emulator misbehave on purpose: errors, slow or broken streams, echo, tool calls, large or
-//! slow image downloads.
+//! emulator misbehave on purpose: errors, slow or broken streams, echo, tool calls, invalid
+//! JSON, large or slow image downloads.
 
 use std::time::Duration;
 
@@ -11,6 +11,13 @@ use super::messages::role_of;
 /// Caps keep a typo from tying up a test for hours.
 const MAX_CHUNKS: usize = 10_000;
 const MAX_SLOW_MS: u64 = 60_000;
+
+/// How `#bad-json` and `#always-bad-json` spoil a JSON answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BadJson {
+    UntilRepaired,
+    Always,
+}
 
 /// A non-Zhipu reply from whatever sits in front of Zhipu.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +45,7 @@ pub(crate) struct Directives {
     pub http: Option<HttpFault>,
     pub finish: Option<String>,
     pub fault: Option<StreamFault>,
+    pub bad_json: Option<BadJson>,
     pub big_image: bool,
     pub slow_image: Option<Duration>,
     /// The message text with the directives (and their arguments) removed.
@@ -45,10 +53,19 @@ pub(crate) struct Directives {
 }
 
 impl Directives {
-    /// Reads the directives from the last user message of `messages`.
+    /// Reads the directives from the last user message of `messages`. `#bad-json` and
+    /// `#always-bad-json` count in any user message: the follow-up that asks for a repair is a
+    /// new user message that will not repeat them.
     pub(crate) fn from_messages(messages: &[Value]) -> Self {
         let last_user = messages.iter().rev().find(|m| role_of(m) == Some("user"));
-        Self::parse(&last_user.map(message_text).unwrap_or_default())
+        let mut out = Self::parse(&last_user.map(message_text).unwrap_or_default());
+        for message in messages.iter().filter(|m| role_of(m) == Some("user")) {
+            let earlier = Self::parse(&message_text(message)).bad_json;
+            if earlier == Some(BadJson::Always) || out.bad_json.is_none() {
+                out.bad_json = earlier.or(out.bad_json);
+            }
+        }
+        out
     }
 
     pub(crate) fn parse(text: &str) -> Self {
@@ -62,6 +79,8 @@ impl Directives {
                 "#tool" => out.tool = true,
                 "#midstream-error" => out.fault = Some(StreamFault::MidstreamError),
                 "#cut" => out.fault = Some(StreamFault::Cut),
+                "#bad-json" => out.bad_json = out.bad_json.or(Some(BadJson::UntilRepaired)),
+                "#always-bad-json" => out.bad_json = Some(BadJson::Always),
                 "#big-image" => out.big_image = true,
                 "#slow-image" => out.slow_image = arg().and_then(parse_ms),
                 "#chunks" => {
@@ -130,5 +149,19 @@ mod tests {
         assert_eq!(d.text, "a cat");
         assert!(d.big_image);
         assert_eq!(d.slow_image, Some(Duration::from_millis(20)));
+    }
+
+    #[test]
+    fn bad_json_counts_in_earlier_user_messages() {
+        let messages = [
+            serde_json::json!({"role": "user", "content": "give JSON #always-bad-json"}),
+            serde_json::json!({"role": "assistant", "content": "{}"}),
+            serde_json::json!({"role": "user", "content": "fix it #bad-json"}),
+        ];
+        let d = Directives::from_messages(&messages);
+        assert_eq!(d.bad_json, Some(BadJson::Always));
+        assert_eq!(d.text, "fix it");
+        let d = Directives::from_messages(&messages[1..]);
+        assert_eq!(d.bad_json, Some(BadJson::UntilRepaired));
     }
 }

@@ -12,6 +12,7 @@ mod images;
 mod messages;
 mod png;
 mod respond;
+mod schema;
 mod state;
 mod validate;
 

@@ -4,6 +4,7 @@ mod auth;
 mod chat;
 mod embeddings;
 mod images;
+mod json_mode;
 mod validation;
 
 use std::time::Duration;
