@@ -1,6 +1,6 @@
 //! The `#directive` words a test (or a demo user) writes in its last user message to make the
 //! emulator misbehave on purpose: errors, slow or broken streams, echo, tool calls, invalid
-//! JSON, large or slow image downloads.
+//! JSON, large or slow image downloads. [`DIRECTIVES_HELP`] lists them for people.
 
 use std::time::Duration;
 
@@ -11,6 +11,27 @@ use super::messages::role_of;
 /// Caps keep a typo from tying up a test for hours.
 const MAX_CHUNKS: usize = 10_000;
 const MAX_SLOW_MS: u64 = 60_000;
+
+/// Every directive, one per line, for `glm-gateway emulator --help` and the README.
+pub const DIRECTIVES_HELP: &str = "\
+Directives: words in the last user message (or the image prompt) of a request to the emulator.
+  #echo               answer with the request body as received, as text in 16-char pieces
+  #chunks N           answer with the N words w1 .. wN, one stream chunk each
+  #slow MS            wait MS ms before answering, and between stream chunks
+  #finish REASON      end with this finish_reason (e.g. length, sensitive)
+  #tool               call the first offered function tool (naming the tool does so too)
+  #error CODE         fail with Zhipu business error CODE and its usual HTTP status
+  #error200 CODE      the same error body, sent with HTTP 200
+  #http spring|html|empty  fail like the front end: Spring 404 JSON, 502 HTML, empty 503
+  #midstream-error    stream two chunks, then an error event (code 1234)
+  #cut                stream two chunks, then drop the connection
+  #bad-json           (json_object mode, any user message) answer JSON that breaks the schema,
+                      until the last user message mentions validation or
+                      \"did not match the schema\"
+  #always-bad-json    (json_object mode, any user message) always answer JSON that breaks it
+  #big-image          (image prompt) the generated file is a ~12 MB PNG
+  #slow-image MS      (image prompt) downloading the file waits MS ms first
+";
 
 /// How `#bad-json` and `#always-bad-json` spoil a JSON answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,5 +184,27 @@ mod tests {
         assert_eq!(d.text, "fix it");
         let d = Directives::from_messages(&messages[1..]);
         assert_eq!(d.bad_json, Some(BadJson::UntilRepaired));
+    }
+
+    #[test]
+    fn help_names_every_directive() {
+        for word in [
+            "#echo",
+            "#chunks",
+            "#slow ",
+            "#finish",
+            "#tool",
+            "#error ",
+            "#error200",
+            "#http",
+            "#midstream-error",
+            "#cut",
+            "#bad-json",
+            "#always-bad-json",
+            "#big-image",
+            "#slow-image",
+        ] {
+            assert!(DIRECTIVES_HELP.contains(word), "{word}");
+        }
     }
 }

@@ -33,6 +33,7 @@ use serde_json::Value;
 
 use state::Shared;
 
+pub use directives::DIRECTIVES_HELP;
 pub use embeddings::{embedding_tokens, embedding_vector};
 
 /// Large enough for several base64 images (Zhipu allows 5 MB each).
