@@ -1,11 +1,14 @@
 //! What the emulated model says: the reply (text pieces or one tool call) chosen from the
-//! request and its directives, and the deterministic token usage that goes with it.
+//! request and its directives, and the deterministic token usage that goes with it. It acts
+//! like a model on the common paths: it calls a tool the user names, and in `json_object` mode
+//! it answers JSON matching the schema given in the system prompt.
 
 use rand::RngCore;
 use serde_json::{json, Map, Value};
 
-use super::directives::{message_text, Directives};
+use super::directives::{message_text, BadJson, Directives};
 use super::messages::role_of;
+use super::schema;
 
 /// `#echo` streams the request body in pieces of this many characters.
 const ECHO_PIECE_CHARS: usize = 16;
@@ -48,23 +51,34 @@ impl Answer {
     }
 }
 
-/// Chooses the reply: a tool call, then `#echo`, `#chunks`, a tool result, the greeting.
+/// Chooses the reply: a tool call (`#tool`, or a tool the user names), then `#echo`, JSON in
+/// `json_object` mode, `#chunks`, a tool result, the greeting.
 pub(crate) fn plan(body: &Value, messages: &[Value], tools: &[Value], d: &Directives) -> Answer {
     let prompt_tokens = prompt_tokens(messages);
     let last = messages.last();
-    let last_is_user = last.and_then(role_of) == Some("user");
-    let function = tools
+    let functions: Vec<&Value> = tools
         .iter()
-        .find(|t| t.get("type").and_then(Value::as_str) == Some("function"));
-    if let (true, true, Some(tool)) = (d.tool, last_is_user, function) {
+        .filter(|t| t.get("type").and_then(Value::as_str) == Some("function"))
+        .collect();
+    let tool = match last.filter(|m| role_of(m) == Some("user")) {
+        Some(_) if d.tool => functions.first().copied(),
+        Some(user) => named_tool(&functions, &message_text(user)),
+        None => None,
+    };
+    if let Some(tool) = tool {
         return Answer {
             reply: tool_call(tool),
             prompt_tokens,
             completion_tokens: 1,
         };
     }
+    let json_mode = body
+        .pointer("/response_format/type")
+        .and_then(Value::as_str);
     let pieces = if d.echo {
         char_pieces(&body.to_string(), ECHO_PIECE_CHARS)
+    } else if json_mode == Some("json_object") {
+        char_pieces(&json_answer(messages, d).to_string(), ECHO_PIECE_CHARS)
     } else if let Some(n) = d.chunks {
         word_pieces(
             &(1..=n)
@@ -112,33 +126,60 @@ fn char_pieces(text: &str, size: usize) -> Vec<String> {
     chars.chunks(size).map(|c| c.iter().collect()).collect()
 }
 
+/// The first tool whose function name appears in `text` as a whole word, ignoring case. Names
+/// are `[A-Za-z0-9_-]+`, so words are the runs of those characters.
+fn named_tool<'a>(functions: &[&'a Value], text: &str) -> Option<&'a Value> {
+    let words: Vec<String> = text
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        .filter(|w| !w.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    functions.iter().copied().find(|tool| {
+        tool.pointer("/function/name")
+            .and_then(Value::as_str)
+            .is_some_and(|name| words.contains(&name.to_ascii_lowercase()))
+    })
+}
+
+/// The `json_object` answer: an instance of the schema found in a system message, or the
+/// user's words wrapped in an object. `#bad-json` spoils it until the last user message talks
+/// about validation (as a gateway's repair request does); `#always-bad-json` always does.
+fn json_answer(messages: &[Value], d: &Directives) -> Value {
+    let schema = messages
+        .iter()
+        .filter(|m| role_of(m) == Some("system"))
+        .find_map(|m| schema::find_in_text(&message_text(m)));
+    let last_user = messages.iter().rev().find(|m| role_of(m) == Some("user"));
+    let asks_repair = last_user.is_some_and(|m| {
+        let text = message_text(m).to_lowercase();
+        text.contains("did not match the schema") || text.contains("validation")
+    });
+    let bad = match d.bad_json {
+        Some(BadJson::Always) => true,
+        Some(BadJson::UntilRepaired) => !asks_repair,
+        None => false,
+    };
+    match (schema, bad) {
+        (Some(schema), false) => schema::instance(&schema),
+        (Some(schema), true) => schema::violating_instance(&schema),
+        (None, false) => json!({"answer": d.text}),
+        (None, true) => json!({"unexpected": d.text}),
+    }
+}
+
 fn tool_call(tool: &Value) -> Reply {
     let function = &tool["function"];
     let name = function["name"].as_str().unwrap_or_default().to_owned();
-    let mut arguments = Map::new();
-    if let Some(properties) = function["parameters"]
-        .get("properties")
-        .and_then(Value::as_object)
-    {
-        for (key, schema) in properties {
-            arguments.insert(key.clone(), sample_value(schema));
-        }
-    }
+    let arguments = match schema::instance(&function["parameters"]) {
+        Value::Object(arguments) => arguments,
+        _ => Map::new(),
+    };
     let mut bytes = [0u8; 12];
     rand::thread_rng().fill_bytes(&mut bytes);
     Reply::ToolCall {
         id: format!("call_{}", hex::encode(bytes)),
         name,
         arguments: Value::Object(arguments).to_string(),
-    }
-}
-
-fn sample_value(schema: &Value) -> Value {
-    match schema.get("type").and_then(Value::as_str) {
-        Some("string") => json!("emulated"),
-        Some("number" | "integer") => json!(1),
-        Some("boolean") => json!(true),
-        _ => Value::Null,
     }
 }
 

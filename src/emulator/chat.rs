@@ -60,7 +60,7 @@ pub(crate) async fn chat_completions(
 }
 
 /// `#http` and `#error` replies, which replace the answer entirely.
-fn forced_reply(directives: &Directives, path: &str) -> Option<Response> {
+pub(crate) fn forced_reply(directives: &Directives, path: &str) -> Option<Response> {
     if let Some(fault) = directives.http {
         return Some(match fault {
             HttpFault::Spring => spring_not_found(path),

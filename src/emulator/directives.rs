@@ -1,5 +1,6 @@
 //! The `#directive` words a test (or a demo user) writes in its last user message to make the
-//! emulator misbehave on purpose: errors, slow or broken streams, echo, tool calls.
+//! emulator misbehave on purpose: errors, slow or broken streams, echo, tool calls, invalid
+//! JSON, large or slow image downloads. [`DIRECTIVES_HELP`] lists them for people.
 
 use std::time::Duration;
 
@@ -10,6 +11,34 @@ use super::messages::role_of;
 /// Caps keep a typo from tying up a test for hours.
 const MAX_CHUNKS: usize = 10_000;
 const MAX_SLOW_MS: u64 = 60_000;
+
+/// Every directive, one per line, for `glm-gateway emulator --help` and the README.
+pub const DIRECTIVES_HELP: &str = "\
+Directives: words in the last user message (or the image prompt) of a request to the emulator.
+  #echo               answer with the request body as received, as text in 16-char pieces
+  #chunks N           answer with the N words w1 .. wN, one stream chunk each
+  #slow MS            wait MS ms before answering, and between stream chunks
+  #finish REASON      end with this finish_reason (e.g. length, sensitive)
+  #tool               call the first offered function tool (naming the tool does so too)
+  #error CODE         fail with Zhipu business error CODE and its usual HTTP status
+  #error200 CODE      the same error body, sent with HTTP 200
+  #http spring|html|empty  fail like the front end: Spring 404 JSON, 502 HTML, empty 503
+  #midstream-error    stream two chunks, then an error event (code 1234)
+  #cut                stream two chunks, then drop the connection
+  #bad-json           (json_object mode, any user message) answer JSON that breaks the schema,
+                      until the last user message mentions validation or
+                      \"did not match the schema\"
+  #always-bad-json    (json_object mode, any user message) always answer JSON that breaks it
+  #big-image          (image prompt) the generated file is a ~12 MB PNG
+  #slow-image MS      (image prompt) downloading the file waits MS ms first
+";
+
+/// How `#bad-json` and `#always-bad-json` spoil a JSON answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BadJson {
+    UntilRepaired,
+    Always,
+}
 
 /// A non-Zhipu reply from whatever sits in front of Zhipu.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,15 +66,27 @@ pub(crate) struct Directives {
     pub http: Option<HttpFault>,
     pub finish: Option<String>,
     pub fault: Option<StreamFault>,
+    pub bad_json: Option<BadJson>,
+    pub big_image: bool,
+    pub slow_image: Option<Duration>,
     /// The message text with the directives (and their arguments) removed.
     pub text: String,
 }
 
 impl Directives {
-    /// Reads the directives from the last user message of `messages`.
+    /// Reads the directives from the last user message of `messages`. `#bad-json` and
+    /// `#always-bad-json` count in any user message: the follow-up that asks for a repair is a
+    /// new user message that will not repeat them.
     pub(crate) fn from_messages(messages: &[Value]) -> Self {
         let last_user = messages.iter().rev().find(|m| role_of(m) == Some("user"));
-        Self::parse(&last_user.map(message_text).unwrap_or_default())
+        let mut out = Self::parse(&last_user.map(message_text).unwrap_or_default());
+        for message in messages.iter().filter(|m| role_of(m) == Some("user")) {
+            let earlier = Self::parse(&message_text(message)).bad_json;
+            if earlier == Some(BadJson::Always) || out.bad_json.is_none() {
+                out.bad_json = earlier.or(out.bad_json);
+            }
+        }
+        out
     }
 
     pub(crate) fn parse(text: &str) -> Self {
@@ -59,16 +100,16 @@ impl Directives {
                 "#tool" => out.tool = true,
                 "#midstream-error" => out.fault = Some(StreamFault::MidstreamError),
                 "#cut" => out.fault = Some(StreamFault::Cut),
+                "#bad-json" => out.bad_json = out.bad_json.or(Some(BadJson::UntilRepaired)),
+                "#always-bad-json" => out.bad_json = Some(BadJson::Always),
+                "#big-image" => out.big_image = true,
+                "#slow-image" => out.slow_image = arg().and_then(parse_ms),
                 "#chunks" => {
                     out.chunks = arg()
                         .and_then(|n| n.parse().ok())
                         .map(|n: usize| n.clamp(1, MAX_CHUNKS))
                 }
-                "#slow" => {
-                    out.slow = arg()
-                        .and_then(|n| n.parse().ok())
-                        .map(|ms: u64| Duration::from_millis(ms.min(MAX_SLOW_MS)))
-                }
+                "#slow" => out.slow = arg().and_then(parse_ms),
                 "#error" => out.error = arg().and_then(|c| c.parse().ok()).map(|c| (c, false)),
                 "#error200" => out.error = arg().and_then(|c| c.parse().ok()).map(|c| (c, true)),
                 "#finish" => out.finish = arg().map(str::to_owned),
@@ -79,6 +120,11 @@ impl Directives {
         out.text = words.join(" ");
         out
     }
+}
+
+fn parse_ms(ms: &str) -> Option<Duration> {
+    let ms: u64 = ms.parse().ok()?;
+    Some(Duration::from_millis(ms.min(MAX_SLOW_MS)))
 }
 
 fn parse_http(kind: &str) -> Option<HttpFault> {
@@ -120,5 +166,45 @@ mod tests {
             (d.http, d.fault, d.tool),
             (Some(HttpFault::Html), Some(StreamFault::Cut), true)
         );
+        let d = Directives::parse("a cat #big-image #slow-image 20");
+        assert_eq!(d.text, "a cat");
+        assert!(d.big_image);
+        assert_eq!(d.slow_image, Some(Duration::from_millis(20)));
+    }
+
+    #[test]
+    fn bad_json_counts_in_earlier_user_messages() {
+        let messages = [
+            serde_json::json!({"role": "user", "content": "give JSON #always-bad-json"}),
+            serde_json::json!({"role": "assistant", "content": "{}"}),
+            serde_json::json!({"role": "user", "content": "fix it #bad-json"}),
+        ];
+        let d = Directives::from_messages(&messages);
+        assert_eq!(d.bad_json, Some(BadJson::Always));
+        assert_eq!(d.text, "fix it");
+        let d = Directives::from_messages(&messages[1..]);
+        assert_eq!(d.bad_json, Some(BadJson::UntilRepaired));
+    }
+
+    #[test]
+    fn help_names_every_directive() {
+        for word in [
+            "#echo",
+            "#chunks",
+            "#slow ",
+            "#finish",
+            "#tool",
+            "#error ",
+            "#error200",
+            "#http",
+            "#midstream-error",
+            "#cut",
+            "#bad-json",
+            "#always-bad-json",
+            "#big-image",
+            "#slow-image",
+        ] {
+            assert!(DIRECTIVES_HELP.contains(word), "{word}");
+        }
     }
 }

@@ -6,9 +6,13 @@ mod auth;
 mod catalogue;
 mod chat;
 mod directives;
+mod embeddings;
 mod errors;
+mod images;
 mod messages;
+mod png;
 mod respond;
+mod schema;
 mod state;
 mod validate;
 
@@ -23,11 +27,14 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 use serde_json::Value;
 
 use state::Shared;
+
+pub use directives::DIRECTIVES_HELP;
+pub use embeddings::{embedding_tokens, embedding_vector};
 
 /// Large enough for several base64 images (Zhipu allows 5 MB each).
 const BODY_LIMIT: usize = 64 * 1024 * 1024;
@@ -55,6 +62,13 @@ impl EmulatorHandle {
     pub fn request_count(&self) -> usize {
         self.shared.request_count()
     }
+
+    /// The PNG bytes the emulator serves for a generated image, given its URL (as the images
+    /// answer has it) or its file name; `None` for an image it did not generate or forgot.
+    pub fn image_bytes(&self, url_or_name: &str) -> Option<Vec<u8>> {
+        let name = url_or_name.rsplit('/').next().unwrap_or(url_or_name);
+        self.shared.image(name).map(|image| images::render(&image))
+    }
 }
 
 /// One request as it arrived: `body` is the parsed JSON, a string if it was not JSON, or
@@ -66,12 +80,19 @@ pub struct RecordedRequest {
     pub body: Value,
 }
 
-/// The emulator's routes, all under `/api/paas/v4`.
+/// The emulator's routes: the API under `/api/paas/v4`, and the generated images under
+/// `/files/images/`, which need no key.
 pub fn router(config: EmulatorConfig) -> (Router, EmulatorHandle) {
     let shared = Arc::new(Shared::new(&config.api_keys, config.chunk_delay));
     let chat = post(chat::chat_completions).fallback(not_found);
+    let embeddings = post(embeddings::embeddings).fallback(not_found);
+    let images = post(images::generations).fallback(not_found);
+    let files = get(images::file).fallback(not_found);
     let router = Router::new()
         .route("/api/paas/v4/chat/completions", chat)
+        .route("/api/paas/v4/embeddings", embeddings)
+        .route("/api/paas/v4/images/generations", images)
+        .route("/files/images/{name}", files)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(shared.clone(), record))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

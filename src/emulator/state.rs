@@ -1,5 +1,5 @@
-//! The emulator's shared state: configured keys, the bounded log of received requests and the
-//! bounded set of request ids already used.
+//! The emulator's shared state: configured keys, the bounded log of received requests, the
+//! bounded set of request ids already used and the images generated recently.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -12,6 +12,8 @@ use super::RecordedRequest;
 const LOG_CAPACITY: usize = 1000;
 /// Request ids are remembered this far back; older ones may be reused.
 const SEEN_IDS_CAPACITY: usize = 10_000;
+/// Only the most recent images can be downloaded; older URLs answer 404.
+const IMAGES_CAPACITY: usize = 1000;
 
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -19,6 +21,16 @@ pub(crate) struct Shared {
     pub chunk_delay: Duration,
     log: Mutex<RequestLog>,
     seen_ids: Mutex<SeenIds>,
+    images: Mutex<VecDeque<(String, StoredImage)>>,
+}
+
+/// How to render one generated image when it is downloaded. Kept instead of the bytes so a
+/// thousand `#big-image` files do not hold 12 GB of memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StoredImage {
+    pub rgb: [u8; 3],
+    pub big: bool,
+    pub delay: Option<Duration>,
 }
 
 #[derive(Debug, Default)]
@@ -40,6 +52,7 @@ impl Shared {
             chunk_delay,
             log: Mutex::default(),
             seen_ids: Mutex::default(),
+            images: Mutex::default(),
         }
     }
 
@@ -73,6 +86,25 @@ impl Shared {
             }
         }
         true
+    }
+}
+
+impl Shared {
+    /// Keeps `image` under the file name `name`, forgetting the oldest beyond the capacity.
+    pub(crate) fn store_image(&self, name: String, image: StoredImage) {
+        let mut images = lock(&self.images);
+        if images.len() == IMAGES_CAPACITY {
+            images.pop_front();
+        }
+        images.push_back((name, image));
+    }
+
+    pub(crate) fn image(&self, name: &str) -> Option<StoredImage> {
+        lock(&self.images)
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, image)| *image)
     }
 }
 

@@ -2,6 +2,9 @@
 
 mod auth;
 mod chat;
+mod embeddings;
+mod images;
+mod json_mode;
 mod validation;
 
 use std::time::Duration;
@@ -43,6 +46,17 @@ impl Emulator {
     pub(super) async fn chat(&self, body: &Value) -> reqwest::Response {
         self.chat_with_auth(body, Some(&format!("Bearer {KEY}")))
             .await
+    }
+
+    /// POSTs `body` to `path` (under `/api/paas/v4`) with the raw key as a bearer token.
+    pub(super) async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.base))
+            .header("Authorization", format!("Bearer {KEY}"))
+            .json(body)
+            .send()
+            .await
+            .expect("send")
     }
 
     pub(super) async fn chat_with_auth(
