@@ -32,42 +32,57 @@ pub async fn generations(
     let prompt = std::iter::once(request.prompt.as_str());
     ticket.set_prompt(Prompt::texts(prompt, ticket.keeps_text()));
     let plan = ImagePlan::new(request, &model, state.config.images.max_n)?;
-    let images: Vec<ApiResult<Value>> =
-        stream::iter((0..plan.count).map(|_| one_image(&state, &plan)))
-            .buffered(state.config.images.concurrency)
-            .collect()
-            .await;
-    // Every image the upstream made is billed, even when another call failed.
+    let calls = (0..plan.count).map(|_| one_image(&state, &plan));
+    let images: Vec<Made> = stream::iter(calls)
+        .buffered(state.config.images.concurrency)
+        .collect()
+        .await;
+    // Every image the upstream made is billed, even when its download or another call failed.
     let mut tap = Tap::new(false);
-    tap.add_images(
-        images
-            .iter()
-            .flatten()
-            .count()
-            .try_into()
-            .unwrap_or(i64::MAX),
-    );
+    let made = images.iter().filter(|image| image.made).count();
+    tap.add_images(i64::try_from(made).unwrap_or(i64::MAX));
     ticket.answered(tap);
-    let data: Vec<Value> = images.into_iter().collect::<ApiResult<_>>()?;
+    let data: Vec<Value> = images
+        .into_iter()
+        .map(|image| image.item)
+        .collect::<ApiResult<_>>()?;
     Ok(Json(
         json!({ "created": chrono::Utc::now().timestamp(), "data": data }),
     ))
 }
 
-async fn one_image(state: &AppState, plan: &ImagePlan) -> ApiResult<Value> {
+/// One upstream call's outcome: whether the upstream made (and bills) an image, and the
+/// answer's item or why there is none.
+struct Made {
+    made: bool,
+    item: ApiResult<Value>,
+}
+
+async fn one_image(state: &AppState, plan: &ImagePlan) -> Made {
     let upstream = state
         .zhipu
         .post_json("/images/generations", &plan.body, false);
-    let answer = upstream.await?.json().await?;
-    let url = image_url(&answer)?;
-    let b64 = match plan.b64_json {
-        true => {
-            let bytes = state.zhipu.images.fetch(url).await?;
-            Some(base64::engine::general_purpose::STANDARD.encode(bytes))
-        }
-        false => None,
+    let answer = match upstream.await {
+        Ok(upstream) => upstream.json().await,
+        Err(error) => Err(error),
     };
-    Ok(image_item(url, b64))
+    let url = match answer.as_ref().map_err(Clone::clone).and_then(image_url) {
+        Ok(url) => url,
+        Err(error) => {
+            return Made {
+                made: false,
+                item: Err(error),
+            }
+        }
+    };
+    let item = match plan.b64_json {
+        true => state.zhipu.images.fetch(url).await.map(|bytes| {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+            image_item(url, Some(b64))
+        }),
+        false => Ok(image_item(url, None)),
+    };
+    Made { made: true, item }
 }
 
 /// `/v1/images/edits` and `/v1/images/variations`.

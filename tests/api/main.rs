@@ -7,8 +7,10 @@ mod helpers;
 
 mod auth;
 mod chat;
+mod embeddings;
 mod errors;
 mod faults;
+mod images;
 mod ledger;
 mod ledger_sql;
 mod operations;
