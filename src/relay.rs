@@ -1,6 +1,7 @@
-//! Relays an upstream SSE stream to the client, event by event, through the chunk rewriter.
-//! The upstream is read in a task of its own, so that a client leaving mid-answer does not
-//! cut the read short: the upstream's final usage still arrives (within a drain limit).
+//! Relays an upstream SSE stream to the client, event by event, through a `StreamTranslator`
+//! (one per protocol: chat chunks, Responses events). The upstream is read in a task of its
+//! own, so that a client leaving mid-answer does not cut the read short: the upstream's final
+//! usage still arrives (within a drain limit).
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -28,6 +29,41 @@ const CHANNEL_FRAMES: usize = 16;
 /// A client that accepts no frame for this long is taken to be gone.
 const STALLED_CLIENT: Duration = Duration::from_secs(60);
 
+/// Turns one upstream protocol's events into the client's frames, and shows each parsed event
+/// to the ledger's `Tap`. Once finished it sends nothing more.
+pub trait StreamTranslator: Send + 'static {
+    /// One upstream SSE event's `data`.
+    fn push(&mut self, data: &str, tap: &mut Tap) -> Vec<Bytes>;
+    /// The upstream ended; `failure` when reading failed or was stopped.
+    fn finish(&mut self, failure: Option<&ApiError>) -> Vec<Bytes>;
+    fn is_finished(&self) -> bool;
+    /// The code of the error the stream ended with, for the row.
+    fn error_code(&self) -> Option<String>;
+}
+
+impl StreamTranslator for ChunkRewriter {
+    fn push(&mut self, data: &str, tap: &mut Tap) -> Vec<Bytes> {
+        let event = UpstreamEvent::parse(data);
+        if let UpstreamEvent::Chunk(chunk) = &event {
+            tap.chat_chunk(chunk);
+        }
+        self.push_event(event)
+    }
+
+    fn finish(&mut self, failure: Option<&ApiError>) -> Vec<Bytes> {
+        ChunkRewriter::finish(self, failure)
+    }
+
+    fn is_finished(&self) -> bool {
+        ChunkRewriter::is_finished(self)
+    }
+
+    fn error_code(&self) -> Option<String> {
+        self.error()
+            .and_then(|e| e.code.as_deref().map(String::from))
+    }
+}
+
 pub struct RelayOptions {
     pub include_usage: bool,
     /// How long the upstream is still read after the client has gone, to learn the usage.
@@ -37,17 +73,26 @@ pub struct RelayOptions {
     pub hard_stop: CancellationToken,
 }
 
+impl RelayOptions {
+    /// A chat stream's translator, honouring the client's `include_usage`.
+    pub fn chat(&self) -> ChunkRewriter {
+        ChunkRewriter::new(self.include_usage)
+    }
+}
+
 /// Starts relaying and returns the client's response at once. The ticket's row is written in
 /// the relay task once the upstream is done, before the last frames are handed to the client,
 /// so that what the client sees complete is already recorded.
 pub fn relay_sse(
     upstream: UpstreamResponse,
+    translator: impl StreamTranslator,
     options: RelayOptions,
     tasks: &TaskTracker,
     ticket: &UsageTicket,
 ) -> Response {
     let (frames, receiver) = mpsc::channel::<Bytes>(CHANNEL_FRAMES);
-    tasks.spawn(pump(upstream, options, frames, ticket.claim_stream()));
+    let ticket = ticket.claim_stream();
+    tasks.spawn(pump(upstream, translator, options, frames, ticket));
     let body = futures_util::stream::unfold(receiver, |mut receiver| async move {
         receiver
             .recv()
@@ -68,12 +113,12 @@ pub fn relay_sse(
 
 async fn pump(
     upstream: UpstreamResponse,
+    mut rewriter: impl StreamTranslator,
     options: RelayOptions,
     frames: mpsc::Sender<Bytes>,
     ticket: UsageTicket,
 ) {
     let UpstreamResponse { response, deadline } = upstream;
-    let mut rewriter = ChunkRewriter::new(options.include_usage);
     let mut tap = Tap::new(ticket.keeps_text());
     let mut events = response.bytes_stream().eventsource();
     let mut client_disconnected = false;
@@ -88,13 +133,7 @@ async fn pump(
             () = options.hard_stop.cancelled() => Ok(Some(Err(Interrupted::Shutdown))),
         };
         let batch = match next {
-            Ok(Some(Ok(event))) => {
-                let event = UpstreamEvent::parse(&event.data);
-                if let UpstreamEvent::Chunk(chunk) = &event {
-                    tap.chat_chunk(chunk);
-                }
-                rewriter.push_event(event)
-            }
+            Ok(Some(Ok(event))) => rewriter.push(&event.data, &mut tap),
             Ok(Some(Err(Interrupted::Upstream(error)))) => {
                 tracing::warn!(%error, "upstream stream failed");
                 rewriter.finish(Some(&ApiError::bad_gateway(
@@ -120,9 +159,7 @@ async fn pump(
                 ticket.finish_stream(StreamEnd {
                     tap: std::mem::take(&mut tap),
                     client_disconnected,
-                    error_code: rewriter
-                        .error()
-                        .and_then(|e| e.code.as_deref().map(String::from)),
+                    error_code: rewriter.error_code(),
                 });
             }
         }

@@ -29,7 +29,14 @@ pub async fn chat_completions(
     if glm.stream {
         let upstream = upstream.await?.expect_event_stream().await?;
         let options = state.relay_options(glm.include_usage);
-        return Ok(relay_sse(upstream, options, &state.tasks, &ticket));
+        let translator = options.chat();
+        return Ok(relay_sse(
+            upstream,
+            translator,
+            options,
+            &state.tasks,
+            &ticket,
+        ));
     }
     let answer = from_glm(upstream.await?.json().await?)?;
     let mut tap = Tap::new(ticket.keeps_text());
