@@ -40,6 +40,7 @@ enum Command {
         no_migrate: bool,
     },
     /// Run the gateway against a built-in GLM emulator with a throwaway SQLite database.
+    #[command(after_help = crate::emulator::DIRECTIVES_HELP)]
     Demo {
         /// Address to listen on (default: the `listen` setting).
         #[arg(long)]
@@ -67,6 +68,7 @@ enum Command {
         json: bool,
     },
     /// Run only the built-in GLM emulator (an upstream for local tests).
+    #[command(after_help = crate::emulator::DIRECTIVES_HELP)]
     Emulator {
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: SocketAddr,
