@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod emulation;
 mod models;
 mod secret;
 
-pub use models::ModelMap;
+pub use emulation::{EmulationConfig, EmulationSwitches};
+pub use models::{ModelMap, BUILTIN_MAP, COMMON_OPENAI_MODELS};
 pub use secret::Secret;
 
 pub const DEFAULT_CONFIG_PATH: &str = "config/gateway.toml";
@@ -73,6 +75,8 @@ pub struct Config {
     pub usage: UsageConfig,
     /// Price entries from the file, on top of the built-in ones.
     pub prices: Vec<PriceEntry>,
+    /// Keeping `json_schema` and forced `tool_choice` by rewriting and checking.
+    pub emulation: EmulationConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -154,6 +158,8 @@ struct FileConfig {
     usage: FileUsage,
     #[serde(default)]
     prices: Vec<PriceEntry>,
+    #[serde(default)]
+    emulation: emulation::FileEmulation,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -280,6 +286,7 @@ impl Config {
             },
             usage: usage_config(file.usage, env)?,
             prices: validate_prices(file.prices)?,
+            emulation: emulation::emulation_config(file.emulation)?,
         })
     }
 }
