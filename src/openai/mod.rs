@@ -2,6 +2,7 @@
 //! (whole or streamed) and Zhipu's errors. Pure and synchronous; the callers do the I/O.
 
 pub mod chat;
+pub mod emulate;
 mod messages;
 mod params;
 pub mod response;
@@ -9,6 +10,7 @@ pub mod stream;
 mod tools;
 pub mod zhipu_error;
 
+pub use emulate::Emulation;
 pub use chat::{to_glm, ChatCompletionRequest, ChatMessage, GlmChatRequest, Stop, StreamOptions};
 pub use response::from_glm;
 pub use stream::ChunkRewriter;

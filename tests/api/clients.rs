@@ -166,7 +166,54 @@ async fn messages_as_the_sdks_echo_them_are_accepted(backend: Backend) {
     app.shutdown().await;
 }
 
+/// What the emulator received, from its `#echo` answer.
+async fn echoed(app: &TestApp, key: &str, extra: Value) -> Value {
+    let mut body = json!({"model": "glm-4.7", "messages": [{"role": "user", "content": "#echo"}]});
+    body.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    let response = app.chat(key, body).await;
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    serde_json::from_str(answer["choices"][0]["message"]["content"].as_str().unwrap()).unwrap()
+}
+
+async fn structured_output_and_forced_tools_reach_glm_rewritten(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let key = app.key().await;
+    let schema = json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]});
+    let sent = echoed(
+        &app,
+        &key,
+        json!({"response_format": {"type": "json_schema",
+            "json_schema": {"name": "count", "strict": true, "schema": schema}}}),
+    )
+    .await;
+    assert_eq!(sent["response_format"], json!({"type": "json_object"}));
+    assert_eq!(sent["messages"][0]["role"], "system");
+    let instruction = sent["messages"][0]["content"].as_str().unwrap();
+    assert!(instruction.contains(&schema.to_string()), "{instruction}");
+
+    let tools = json!([
+        {"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}},
+        {"type": "function", "function": {"name": "time"}}
+    ]);
+    let choice = json!({"type": "function", "function": {"name": "time"}});
+    let sent = echoed(&app, &key, json!({"tools": tools, "tool_choice": choice})).await;
+    let names: Vec<&str> = sent["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["time"]);
+    assert_eq!(sent["tool_choice"], "auto");
+    assert!(sent["messages"][0]["content"].as_str().unwrap().contains("`time`"));
+    app.shutdown().await;
+}
+
 on_both_backends!(
+    structured_output_and_forced_tools_reach_glm_rewritten,
     a_key_inserted_by_another_process_works_at_once,
     a_gateway_without_a_models_table_maps_openai_names,
     the_model_list_shows_what_a_key_may_send,
