@@ -44,7 +44,10 @@ impl EmulationConfig {
     /// The switches for a GLM model (the name sent upstream): an exact override, else the
     /// longest matching `prefix*` override, else the defaults.
     pub fn for_model(&self, upstream_model: &str) -> EmulationSwitches {
-        let exact = self.overrides.iter().find(|(name, _)| name == upstream_model);
+        let exact = self
+            .overrides
+            .iter()
+            .find(|(name, _)| name == upstream_model);
         let prefix = || {
             self.overrides.iter().find(|(name, _)| {
                 name.strip_suffix('*')
@@ -101,7 +104,10 @@ pub(super) fn emulation_config(file: FileEmulation) -> Result<EmulationConfig, C
                 "must be a model name, or a prefix ending in `*`",
             ));
         }
-        check(format!("{setting}.repair_attempts"), switches.repair_attempts)?;
+        check(
+            format!("{setting}.repair_attempts"),
+            switches.repair_attempts,
+        )?;
         overrides.push((name, switches));
     }
     overrides.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));

@@ -189,10 +189,7 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
         let table = AliasTable::new(entries).unwrap();
-        assert_eq!(
-            table.exact.len() + table.prefixes.len(),
-            BUILTIN_MAP.len()
-        );
+        assert_eq!(table.exact.len() + table.prefixes.len(), BUILTIN_MAP.len());
     }
 
     #[test]
@@ -234,7 +231,11 @@ mod tests {
         let models = map(&[("gpt-4o*", "glm-5v-turbo")]);
         assert_eq!(models.resolve("gpt-4o"), "glm-5v-turbo");
         assert_eq!(models.resolve("gpt-4o-mini"), "glm-5v-turbo");
-        assert_eq!(models.resolve("gpt-4.1"), "glm-4.7", "built-in still applies");
+        assert_eq!(
+            models.resolve("gpt-4.1"),
+            "glm-4.7",
+            "built-in still applies"
+        );
     }
 
     #[test]

@@ -102,11 +102,11 @@ fn shipped_config_parses_and_equals_or_extends_the_builtin_map() {
         .unwrap();
     let config = Config::from_toml(&text, &env_of(&[])).unwrap();
     let builtin = ModelMap::default();
-    for name in models::COMMON_OPENAI_MODELS
-        .iter()
-        .copied()
-        .chain(["gpt-4o-2024-08-06", "o3-pro", "gpt-5-codex"])
-    {
+    for name in models::COMMON_OPENAI_MODELS.iter().copied().chain([
+        "gpt-4o-2024-08-06",
+        "o3-pro",
+        "gpt-5-codex",
+    ]) {
         assert_eq!(config.models.resolve(name), builtin.resolve(name), "{name}");
     }
     for (name, _) in models::BUILTIN_MAP {
@@ -124,7 +124,8 @@ fn without_a_models_table_the_builtin_map_applies() {
     let config = Config::from_toml("", &env_of(&[])).unwrap();
     assert_eq!(config.models.resolve("gpt-4o"), "glm-4.6v");
     assert_eq!(config.models.resolve("dall-e-3"), "cogview-4-250304");
-    let config = Config::from_toml("[models]\n\"gpt-4o*\" = \"glm-5v-turbo\"", &env_of(&[])).unwrap();
+    let config =
+        Config::from_toml("[models]\n\"gpt-4o*\" = \"glm-5v-turbo\"", &env_of(&[])).unwrap();
     assert_eq!(config.models.resolve("gpt-4o-mini"), "glm-5v-turbo");
     assert_eq!(config.models.resolve("gpt-4.1-nano"), "glm-4.7-flash");
 }
@@ -146,7 +147,10 @@ fn secrets_do_not_show_in_debug_output() {
 #[test]
 fn emulation_is_on_by_default_and_switchable_per_model() {
     let config = Config::from_toml("", &env_of(&[])).unwrap();
-    assert_eq!(config.emulation.for_model("glm-4.7"), EmulationSwitches::default());
+    assert_eq!(
+        config.emulation.for_model("glm-4.7"),
+        EmulationSwitches::default()
+    );
     let toml = r#"
 [emulation]
 repair_attempts = 2
@@ -163,7 +167,10 @@ repair_attempts = 0
     let vision = config.emulation.for_model("glm-4.6v-flash");
     assert!(vision.json_schema && !vision.tool_choice);
     assert_eq!(vision.repair_attempts, 0);
-    assert_eq!(config.emulation.for_model("glm-4.7-flashx").repair_attempts, 2);
+    assert_eq!(
+        config.emulation.for_model("glm-4.7-flashx").repair_attempts,
+        2
+    );
     let off = Config::from_toml("[emulation]\njson_schema = false", &env_of(&[])).unwrap();
     assert!(!off.emulation.for_model("glm-5.1").json_schema);
 }
@@ -177,6 +184,11 @@ fn emulation_rejects_unknown_keys_and_silly_values() {
         "[emulation.models.\"a*b\"]\njson_schema = false",
     ] {
         let err = Config::from_toml(toml, &env_of(&[])).unwrap_err();
-        assert!(err.to_string().contains("emulation") || err.setting.contains("json_schemas") || err.setting.contains("strict"), "{toml}: {err}");
+        assert!(
+            err.to_string().contains("emulation")
+                || err.setting.contains("json_schemas")
+                || err.setting.contains("strict"),
+            "{toml}: {err}"
+        );
     }
 }

@@ -193,6 +193,9 @@ mod tests {
         let third = lookups.join("abcdefgh1234").unwrap();
         assert!(!Arc::ptr_eq(&first, &third));
         lookups.remember_absent("abcdefgh1234");
-        assert!(lookups.join("abcdefgh1234").is_none(), "absent ids are remembered");
+        assert!(
+            lookups.join("abcdefgh1234").is_none(),
+            "absent ids are remembered"
+        );
     }
 }

@@ -76,7 +76,14 @@ mod tests {
 
     #[test]
     fn other_schemes_and_empty_tokens_are_no_token() {
-        for value in ["Basic abc", "Bearer", "Bearer   ", "sk-glm-a-b", "Bearersk-glm-a-b", ""] {
+        for value in [
+            "Basic abc",
+            "Bearer",
+            "Bearer   ",
+            "sk-glm-a-b",
+            "Bearersk-glm-a-b",
+            "",
+        ] {
             assert_eq!(token_of(value), None, "{value:?}");
         }
     }

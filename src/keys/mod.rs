@@ -180,7 +180,8 @@ mod tests {
 
     #[test]
     fn allowlist_entries_are_exact_unless_they_end_in_a_star() {
-        let key = ApiKey::from_record(&record(Some(r#"["gpt-4o-mini","glm-4.7-flash*"]"#))).unwrap();
+        let key =
+            ApiKey::from_record(&record(Some(r#"["gpt-4o-mini","glm-4.7-flash*"]"#))).unwrap();
         assert!(key.allows_model("gpt-4o-mini", "glm-4.6v-flash"));
         assert!(!key.allows_model("gpt-4o-mini-2024-07-18", "glm-4.6v-flash"));
         assert!(!key.allows_model("gpt-4o", "glm-4.6v"));

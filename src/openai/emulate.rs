@@ -225,7 +225,11 @@ impl Emulation {
             ),
         };
         if let Some(Value::Array(messages)) = body.get_mut("messages") {
-            let said = if content.is_empty() { "(no text)" } else { content };
+            let said = if content.is_empty() {
+                "(no text)"
+            } else {
+                content
+            };
             messages.push(json!({"role": "assistant", "content": said}));
             messages.push(json!({"role": "user", "content": request}));
         }
@@ -252,7 +256,9 @@ impl Emulation {
 
 fn validate_json(schema: &Value, content: &str) -> Result<(), Vec<String>> {
     if content.trim().is_empty() {
-        return Err(vec!["the answer is empty; a JSON value is required".to_owned()]);
+        return Err(vec![
+            "the answer is empty; a JSON value is required".to_owned()
+        ]);
     }
     let instance: Value = serde_json::from_str(content.trim())
         .map_err(|e| vec![format!("the answer is not valid JSON: {e}")])?;
@@ -294,7 +300,7 @@ fn validate_calls(demand: &ToolDemand, calls: Option<&[Value]>) -> Result<(), Ve
             }
         }
         let arguments = call.pointer("/function/arguments").and_then(Value::as_str);
-        if !arguments.is_some_and(|a| serde_json::from_str::<Map<String, Value>>(a).is_ok()) {
+        if arguments.is_none_or(|a| serde_json::from_str::<Map<String, Value>>(a).is_err()) {
             errors.push(format!(
                 "the arguments of `{}` are not a JSON object",
                 name.unwrap_or("?")

@@ -72,7 +72,9 @@ fn clean_tool_call(call: Value) -> Value {
     if let Some(id) = call.remove("id") {
         glm.insert("id".to_owned(), id);
     }
-    let kind = call.remove("type").unwrap_or_else(|| Value::from("function"));
+    let kind = call
+        .remove("type")
+        .unwrap_or_else(|| Value::from("function"));
     glm.insert("type".to_owned(), kind);
     if let Some(Value::Object(mut function)) = call.remove("function") {
         let mut clean = Map::new();

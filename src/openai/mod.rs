@@ -10,8 +10,8 @@ pub mod stream;
 mod tools;
 pub mod zhipu_error;
 
-pub use emulate::Emulation;
 pub use chat::{to_glm, ChatCompletionRequest, ChatMessage, GlmChatRequest, Stop, StreamOptions};
+pub use emulate::Emulation;
 pub use response::from_glm;
 pub use stream::ChunkRewriter;
 pub use zhipu_error::map_zhipu_error;

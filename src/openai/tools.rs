@@ -80,7 +80,10 @@ pub(crate) fn apply_tools(
     let chosen = choice.is_some();
     let demand = match choice {
         Some(ToolChoice::Named(name)) => {
-            if !tools.iter().any(|tool| function_name(tool) == Some(name.as_str())) {
+            if !tools
+                .iter()
+                .any(|tool| function_name(tool) == Some(name.as_str()))
+            {
                 return Err(ApiError::invalid_request(format!(
                     "tool_choice names the function `{name}`, which is not in tools"
                 ))
@@ -186,7 +189,9 @@ pub(crate) fn apply_response_format(
 /// `None` without a schema object: plain JSON is then all that can be asked for.
 fn schema_demand(format: &Value) -> Option<SchemaDemand> {
     let spec = format.get("json_schema")?;
-    let schema = spec.get("schema").filter(|s| s.is_object() || s.is_boolean())?;
+    let schema = spec
+        .get("schema")
+        .filter(|s| s.is_object() || s.is_boolean())?;
     let text = |key: &str| spec.get(key).and_then(Value::as_str).map(str::to_owned);
     Some(SchemaDemand {
         name: text("name").unwrap_or_else(|| "response".to_owned()),

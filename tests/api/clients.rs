@@ -25,7 +25,11 @@ async fn get_models(app: &TestApp, key: &str, path: &str) -> reqwest::Response {
 }
 
 async fn model_ids(app: &TestApp, key: &str) -> Vec<String> {
-    let list: Value = get_models(app, key, "/v1/models").await.json().await.unwrap();
+    let list: Value = get_models(app, key, "/v1/models")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["object"], "list");
     list["data"]
         .as_array()
@@ -62,7 +66,10 @@ async fn a_key_inserted_by_another_process_works_at_once(backend: Backend) {
     let took = started.elapsed();
     assert_eq!(response.status(), 200);
     assert!(took < Duration::from_millis(50), "accepted after {took:?}");
-    assert_eq!(app.chat(&generated.full, hello("glm-4.7")).await.status(), 200);
+    assert_eq!(
+        app.chat(&generated.full, hello("glm-4.7")).await.status(),
+        200
+    );
 
     // Unknown ids, well-formed or not, are still refused alike.
     let (_, secret) = generated.full.rsplit_once('-').unwrap();
@@ -94,10 +101,22 @@ async fn the_model_list_shows_what_a_key_may_send(backend: Backend) {
     let app = spawn_app(backend).await;
     let key = app.key().await;
     let ids = model_ids(&app, &key).await;
-    for id in ["gpt-4o", "gpt-4o-mini", "gpt-5", "o3-mini", "text-embedding-3-small", "glm-4.7"] {
+    for id in [
+        "gpt-4o",
+        "gpt-4o-mini",
+        "gpt-5",
+        "o3-mini",
+        "text-embedding-3-small",
+        "glm-4.7",
+    ] {
         assert!(ids.contains(&id.to_owned()), "{id} in {ids:?}");
     }
-    assert_eq!(get_models(&app, &key, "/v1/models/gpt-4.1-2025-04-14").await.status(), 200);
+    assert_eq!(
+        get_models(&app, &key, "/v1/models/gpt-4.1-2025-04-14")
+            .await
+            .status(),
+        200
+    );
     let response = get_models(&app, &key, "/v1/models/no-such-model").await;
     assert_eq!(response.status(), 404);
     assert_eq!(error_of(response).await["code"], "model_not_found");
@@ -111,7 +130,12 @@ async fn the_model_list_shows_what_a_key_may_send(backend: Backend) {
     assert_eq!(response.status(), 200);
     let model: Value = response.json().await.unwrap();
     assert_eq!(model["id"], "gpt-4o-mini");
-    assert_eq!(get_models(&app, only_mini, "/v1/models/gpt-4o").await.status(), 404);
+    assert_eq!(
+        get_models(&app, only_mini, "/v1/models/gpt-4o")
+            .await
+            .status(),
+        404
+    );
 
     let prefixed = app
         .create_key(json!({"name": "p", "team": "t", "models": ["glm-4.7-flash*"]}))
@@ -181,7 +205,8 @@ async fn echoed(app: &TestApp, key: &str, extra: Value) -> Value {
 async fn structured_output_and_forced_tools_reach_glm_rewritten(backend: Backend) {
     let app = spawn_app(backend).await;
     let key = app.key().await;
-    let schema = json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]});
+    let schema =
+        json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]});
     let sent = echoed(
         &app,
         &key,
@@ -208,7 +233,10 @@ async fn structured_output_and_forced_tools_reach_glm_rewritten(backend: Backend
         .collect();
     assert_eq!(names, ["time"]);
     assert_eq!(sent["tool_choice"], "auto");
-    assert!(sent["messages"][0]["content"].as_str().unwrap().contains("`time`"));
+    assert!(sent["messages"][0]["content"]
+        .as_str()
+        .unwrap()
+        .contains("`time`"));
     app.shutdown().await;
 }
 

@@ -50,7 +50,9 @@ fn call(name: &str, arguments: &str) -> Value {
 }
 
 fn config(toml: &str) -> EmulationConfig {
-    Config::from_toml(toml, &|_| None).expect("config").emulation
+    Config::from_toml(toml, &|_| None)
+        .expect("config")
+        .emulation
 }
 
 #[test]
@@ -72,8 +74,9 @@ fn json_schema_becomes_json_object_plus_the_schema_verbatim() {
 fn json_object_and_schemaless_json_schema_are_not_emulated() {
     let out = glm(json!({"response_format": {"type": "json_object"}})).expect("valid");
     assert!(out.emulation.is_none());
-    let out = glm(json!({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}))
-        .expect("valid");
+    let out =
+        glm(json!({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}))
+            .expect("valid");
     assert!(out.emulation.is_none());
     assert_eq!(out.body["messages"].as_array().map(Vec::len), Some(2));
 }
@@ -83,7 +86,10 @@ fn an_invalid_schema_is_400() {
     let format = json!({"response_format": {"type": "json_schema",
         "json_schema": {"name": "x", "schema": {"type": "no-such-type"}}}});
     let e = glm(format).expect_err("bad schema");
-    assert_eq!(e.param.as_deref(), Some("response_format.json_schema.schema"));
+    assert_eq!(
+        e.param.as_deref(),
+        Some("response_format.json_schema.schema")
+    );
 }
 
 #[test]
@@ -96,7 +102,10 @@ fn a_named_tool_choice_sends_only_that_tool_and_asks_for_it() {
     assert_eq!(out.body["tool_choice"], "auto");
     let instruction = out.body["messages"][0]["content"].as_str().expect("text");
     assert!(instruction.contains("`weather`"), "{instruction}");
-    assert_eq!(out.emulation.expect("emulated").header_value(), "tool_choice");
+    assert_eq!(
+        out.emulation.expect("emulated").header_value(),
+        "tool_choice"
+    );
 
     let missing = json!({"type": "function", "function": {"name": "nope"}});
     let e = glm(json!({"tools": tools(), "tool_choice": missing})).expect_err("unknown tool");
@@ -124,7 +133,10 @@ fn a_forced_tool_wins_over_a_schema() {
     request["tools"] = tools();
     request["tool_choice"] = json!("required");
     let out = glm(request).expect("valid");
-    assert_eq!(out.emulation.expect("emulated").header_value(), "tool_choice");
+    assert_eq!(
+        out.emulation.expect("emulated").header_value(),
+        "tool_choice"
+    );
     assert_eq!(out.body["messages"].as_array().map(Vec::len), Some(3));
 }
 
@@ -154,18 +166,30 @@ fn switched_off_per_model_the_rewrite_is_undone() {
 
 #[test]
 fn json_answers_are_checked_against_the_schema() {
-    let emulation = glm(with_schema()).expect("valid").emulation.expect("emulated");
-    assert_eq!(emulation.validate(&text(r#"{"city": "Paris", "temp": 21.5}"#)), Ok(()));
+    let emulation = glm(with_schema())
+        .expect("valid")
+        .emulation
+        .expect("emulated");
+    assert_eq!(
+        emulation.validate(&text(r#"{"city": "Paris", "temp": 21.5}"#)),
+        Ok(())
+    );
     let errors = emulation
         .validate(&text(r#"{"city": 5, "temp": 1, "wind": 3}"#))
         .expect_err("invalid");
     assert!(errors.iter().any(|e| e.contains("/city")), "{errors:?}");
     assert!(errors.iter().any(|e| e.contains("wind")), "{errors:?}");
-    let errors = emulation.validate(&text("```json\n{}\n```")).expect_err("not JSON");
+    let errors = emulation
+        .validate(&text("```json\n{}\n```"))
+        .expect_err("not JSON");
     assert!(errors[0].contains("not valid JSON"), "{errors:?}");
     assert!(emulation.validate(&text("")).is_err());
     assert!(emulation.validate(&json!({})).is_err());
-    assert_eq!(emulation.validate(&call("weather", "{}")), Ok(()), "a tool call is no final answer");
+    assert_eq!(
+        emulation.validate(&call("weather", "{}")),
+        Ok(()),
+        "a tool call is no final answer"
+    );
 }
 
 #[test]
@@ -175,10 +199,11 @@ fn tool_answers_must_call_the_demanded_function_with_json_arguments() {
         .expect("valid")
         .emulation
         .expect("emulated");
-    assert_eq!(named.validate(&call("weather", r#"{"city":"Paris"}"#)), Ok(()));
-    assert!(named.validate(&text("It is sunny."))
-        .expect_err("no call")[0]
-        .contains("`weather`"));
+    assert_eq!(
+        named.validate(&call("weather", r#"{"city":"Paris"}"#)),
+        Ok(())
+    );
+    assert!(named.validate(&text("It is sunny.")).expect_err("no call")[0].contains("`weather`"));
     assert!(named.validate(&call("time", "{}")).expect_err("wrong")[0].contains("`time`"));
     assert!(named.validate(&call("weather", "{oops")).is_err());
 
@@ -204,11 +229,21 @@ fn the_repair_call_carries_the_answer_and_the_errors() {
     assert_eq!(repair["response_format"], json!({"type": "json_object"}));
     let messages = repair["messages"].as_array().expect("messages");
     assert_eq!(messages.len(), 5);
-    assert_eq!(messages[3], json!({"role": "assistant", "content": r#"{"city": 5}"#}));
+    assert_eq!(
+        messages[3],
+        json!({"role": "assistant", "content": r#"{"city": 5}"#})
+    );
     assert_eq!(messages[4]["role"], "user");
     let ask = messages[4]["content"].as_str().expect("text");
-    assert!(ask.contains(&errors[0]) && ask.contains("only the corrected JSON"), "{ask}");
-    assert_eq!(out.body["messages"].as_array().map(Vec::len), Some(3), "original untouched");
+    assert!(
+        ask.contains(&errors[0]) && ask.contains("only the corrected JSON"),
+        "{ask}"
+    );
+    assert_eq!(
+        out.body["messages"].as_array().map(Vec::len),
+        Some(3),
+        "original untouched"
+    );
 
     let choice = json!({"type": "function", "function": {"name": "weather"}});
     let out = glm(json!({"tools": tools(), "tool_choice": choice})).expect("valid");
@@ -218,7 +253,9 @@ fn the_repair_call_carries_the_answer_and_the_errors() {
     let repair = emulation.repair_body(&out.body, &bad, &errors);
     let messages = repair["messages"].as_array().expect("messages");
     assert_eq!(messages[messages.len() - 2]["content"], "(no text)");
-    let ask = messages[messages.len() - 1]["content"].as_str().expect("text");
+    let ask = messages[messages.len() - 1]["content"]
+        .as_str()
+        .expect("text");
     assert!(ask.contains("Call the function `weather` now"), "{ask}");
     assert_eq!(repair["tools"].as_array().map(Vec::len), Some(1));
 }

@@ -50,7 +50,10 @@ fn every_mapped_code_has_an_english_message() {
     let english = [
         ("1000", "upstream credential was rejected"),
         ("1110", "account is unavailable"),
-        ("1113", "You exceeded your current quota, please check your plan and billing details."),
+        (
+            "1113",
+            "You exceeded your current quota, please check your plan and billing details.",
+        ),
         ("1210", "invalid parameter"),
         ("1212", "does not support"),
         ("1213", "Missing required parameter: 'messages'."),
