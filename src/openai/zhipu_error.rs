@@ -77,6 +77,18 @@ pub fn map_zhipu_value_for(status: u16, body: &Value, model: Option<&str>) -> Ap
     by_code.unwrap_or_else(|| by_status(status, Some(format!("{} {origin}", generic(status)))))
 }
 
+/// Names `model` in an already-mapped error that speaks of "The model" without naming it, for
+/// callers that learn the model only after the error was mapped (the upstream client does not
+/// know it).
+pub fn name_the_model(mut error: ApiError, model: &str) -> ApiError {
+    if let Some(rest) = error.message.strip_prefix("The model ") {
+        if !rest.starts_with('`') {
+            error.message = format!("The model `{model}` {rest}");
+        }
+    }
+    error
+}
+
 /// The table of Zhipu business codes; `None` for a code it does not know. `origin` is the
 /// "(zhipu code …)" tail every message ends with.
 fn map_code(code: u32, raw: &str, model: Option<&str>, origin: &str) -> Option<ApiError> {

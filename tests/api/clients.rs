@@ -61,6 +61,7 @@ async fn a_key_inserted_by_another_process_works_at_once(backend: Backend) {
         })
         .await
         .unwrap();
+    app.get_text("/healthz").await; // the connection is open before the clock starts
     let started = Instant::now();
     let response = get_models(&app, &generated.full, "/v1/models").await;
     let took = started.elapsed();
@@ -190,6 +191,24 @@ async fn messages_as_the_sdks_echo_them_are_accepted(backend: Backend) {
     app.shutdown().await;
 }
 
+async fn upstream_errors_read_in_english_with_zhipu_words_at_the_end(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let key = app.key().await;
+    let body =
+        json!({"model": "glm-4.7", "messages": [{"role": "user", "content": "#error 1261"}]});
+    let response = app.chat(&key, body).await;
+    assert_eq!(response.status(), 400);
+    let error = error_of(response).await;
+    assert_eq!(error["code"], "context_length_exceeded");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("This model's maximum context length was exceeded."),
+        "{message}"
+    );
+    assert!(message.contains("(zhipu code 1261"), "{message}");
+    app.shutdown().await;
+}
+
 /// What the emulator received, from its `#echo` answer.
 async fn echoed(app: &TestApp, key: &str, extra: Value) -> Value {
     let mut body = json!({"model": "glm-4.7", "messages": [{"role": "user", "content": "#echo"}]});
@@ -241,6 +260,7 @@ async fn structured_output_and_forced_tools_reach_glm_rewritten(backend: Backend
 }
 
 on_both_backends!(
+    upstream_errors_read_in_english_with_zhipu_words_at_the_end,
     structured_output_and_forced_tools_reach_glm_rewritten,
     a_key_inserted_by_another_process_works_at_once,
     a_gateway_without_a_models_table_maps_openai_names,

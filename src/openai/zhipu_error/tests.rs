@@ -46,6 +46,20 @@ fn model_errors_name_the_model_when_told_it() {
 }
 
 #[test]
+fn an_error_mapped_without_the_model_can_name_it_afterwards() {
+    let e = name_the_model(zhipu(400, "1211", "模型不存在"), "gpt-4o");
+    assert!(
+        e.message
+            .starts_with("The model `gpt-4o` does not exist or you do not have access to it."),
+        "{e}"
+    );
+    let again = name_the_model(e.clone(), "other");
+    assert_eq!(again.message, e.message);
+    let other = name_the_model(zhipu(429, "1302", "并发"), "gpt-4o");
+    assert!(!other.message.contains("gpt-4o"));
+}
+
+#[test]
 fn every_mapped_code_has_an_english_message() {
     let english = [
         ("1000", "upstream credential was rejected"),
