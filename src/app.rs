@@ -52,7 +52,7 @@ impl App {
                 .await
                 .context("cannot apply the database migrations")?;
         }
-        let keys = Arc::new(KeyCache::default());
+        let keys = Arc::new(KeyCache::new(db.clone()));
         let count = keys.reload(&db).await.context("cannot load the API keys")?;
         let zhipu = ZhipuClient::new(&config.zhipu, &config.images)
             .context("cannot build the upstream HTTP client")?;

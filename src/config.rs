@@ -8,12 +8,14 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod emulation;
 mod endpoints;
 mod models;
 mod secret;
 
+pub use emulation::{EmulationConfig, EmulationSwitches};
 pub use endpoints::{EmbeddingsConfig, ImagesConfig};
-pub use models::ModelMap;
+pub use models::{ModelMap, BUILTIN_MAP, COMMON_OPENAI_MODELS};
 pub use secret::Secret;
 
 pub const DEFAULT_CONFIG_PATH: &str = "config/gateway.toml";
@@ -77,6 +79,8 @@ pub struct Config {
     pub prices: Vec<PriceEntry>,
     pub embeddings: EmbeddingsConfig,
     pub images: ImagesConfig,
+    /// Keeping `json_schema` and forced `tool_choice` by rewriting and checking.
+    pub emulation: EmulationConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -162,6 +166,8 @@ struct FileConfig {
     embeddings: endpoints::FileEmbeddings,
     #[serde(default)]
     images: endpoints::FileImages,
+    #[serde(default)]
+    emulation: emulation::FileEmulation,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -290,6 +296,7 @@ impl Config {
             prices: validate_prices(file.prices)?,
             embeddings: endpoints::embeddings_config(file.embeddings)?,
             images: endpoints::images_config(file.images)?,
+            emulation: emulation::emulation_config(file.emulation)?,
         })
     }
 }

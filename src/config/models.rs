@@ -1,19 +1,89 @@
-//! The `[models]` alias table: names clients send mapped to GLM models sent upstream.
+//! The model map: names clients send mapped to GLM models sent upstream. A default map of the
+//! common OpenAI names is compiled in; the `[models]` table overrides or extends it.
 
 use std::collections::{BTreeMap, HashMap};
 
-/// Exact entries beat prefix entries (`name*`); among prefixes the longest wins; a name that
-/// matches nothing is sent upstream unchanged.
-#[derive(Debug, Clone, Default)]
+/// The built-in map, to current (not retired) GLM models. Vision-capable OpenAI models go to
+/// GLM vision models, small ones to the cheap or free flash models.
+pub const BUILTIN_MAP: &[(&str, &str)] = &[
+    ("gpt-5*", "glm-5.1"),
+    ("gpt-5-mini*", "glm-4.7"),
+    ("gpt-5-nano*", "glm-4.7-flash"),
+    ("gpt-4.1*", "glm-4.7"),
+    ("gpt-4.1-mini*", "glm-4.7-flashx"),
+    ("gpt-4.1-nano*", "glm-4.7-flash"),
+    ("gpt-4o*", "glm-4.6v"),
+    ("gpt-4o-mini*", "glm-4.6v-flash"),
+    ("chatgpt-4o-latest", "glm-4.6v"),
+    ("gpt-4*", "glm-4.7"),
+    ("gpt-4-turbo*", "glm-4.6v"),
+    ("gpt-3.5-turbo*", "glm-4.7-flash"),
+    ("o1*", "glm-5.1"),
+    ("o3*", "glm-5.1"),
+    ("o3-mini*", "glm-5-turbo"),
+    ("o4-mini*", "glm-5-turbo"),
+    ("text-embedding-*", "embedding-3"),
+    ("dall-e-*", "cogview-4-250304"),
+    ("gpt-image-*", "cogview-4-250304"),
+];
+
+/// Concrete OpenAI model ids clients commonly send; `/v1/models` lists those the map resolves.
+pub const COMMON_OPENAI_MODELS: &[&str] = &[
+    "gpt-4o",
+    "gpt-4o-mini",
+    "gpt-4.1",
+    "gpt-4.1-mini",
+    "gpt-4.1-nano",
+    "gpt-5",
+    "gpt-5-mini",
+    "gpt-5-nano",
+    "gpt-4",
+    "gpt-4-turbo",
+    "gpt-3.5-turbo",
+    "o1",
+    "o3",
+    "o3-mini",
+    "o4-mini",
+    "chatgpt-4o-latest",
+    "text-embedding-3-small",
+    "text-embedding-3-large",
+    "text-embedding-ada-002",
+    "dall-e-3",
+    "dall-e-2",
+    "gpt-image-1",
+];
+
+/// Configured entries are consulted first (exact, then longest prefix), then the built-in ones
+/// (exact, then longest prefix); a name that matches nothing is sent upstream unchanged. So a
+/// configured `gpt-4o*` also covers `gpt-4o-mini`, though a built-in `gpt-4o-mini*` is longer:
+/// the operator's word beats the defaults.
+#[derive(Debug, Clone)]
 pub struct ModelMap {
+    configured: AliasTable,
+    builtin: AliasTable,
+}
+
+impl Default for ModelMap {
+    /// The built-in map alone.
+    fn default() -> Self {
+        Self {
+            configured: AliasTable::default(),
+            builtin: builtin_table(),
+        }
+    }
+}
+
+/// One layer of the map.
+#[derive(Debug, Clone, Default)]
+struct AliasTable {
     exact: HashMap<String, String>,
     /// Sorted longest prefix first, so the first hit is the longest match.
     prefixes: Vec<(String, String)>,
 }
 
-impl ModelMap {
-    pub fn new(entries: BTreeMap<String, String>) -> Result<Self, String> {
-        let mut map = Self::default();
+impl AliasTable {
+    fn new(entries: impl IntoIterator<Item = (String, String)>) -> Result<Self, String> {
+        let mut table = Self::default();
         for (name, target) in entries {
             if target.is_empty() || target.contains('*') {
                 return Err(format!(
@@ -24,41 +94,170 @@ impl ModelMap {
                 Some(prefix) if prefix.contains('*') => {
                     return Err(format!("`{name}`: `*` may only end a name"));
                 }
-                Some(prefix) => map.prefixes.push((prefix.to_owned(), target)),
+                Some(prefix) => table.prefixes.push((prefix.to_owned(), target)),
                 None if name.contains('*') => {
                     return Err(format!("`{name}`: `*` may only end a name"))
                 }
                 None => {
-                    map.exact.insert(name, target);
+                    table.exact.insert(name, target);
                 }
             }
         }
-        map.prefixes
+        table
+            .prefixes
             .sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
-        Ok(map)
+        Ok(table)
     }
 
-    /// The GLM model to send upstream for `name`.
-    pub fn resolve<'a>(&'a self, name: &'a str) -> &'a str {
+    fn lookup(&self, name: &str) -> Option<&str> {
         if let Some(target) = self.exact.get(name) {
-            return target;
+            return Some(target);
         }
         self.prefixes
             .iter()
             .find(|(prefix, _)| name.starts_with(prefix.as_str()))
-            .map_or(name, |(_, target)| target)
+            .map(|(_, target)| target.as_str())
     }
 
-    /// Exact alias names, for `/v1/models`.
-    pub fn aliases(&self) -> impl Iterator<Item = &str> {
-        self.exact.keys().map(String::as_str)
-    }
-
-    /// Every model an alias points at.
-    pub fn targets(&self) -> impl Iterator<Item = &str> {
+    fn targets(&self) -> impl Iterator<Item = &str> {
         self.exact
             .values()
             .chain(self.prefixes.iter().map(|(_, t)| t))
             .map(String::as_str)
+    }
+}
+
+fn builtin_table() -> AliasTable {
+    let entries = BUILTIN_MAP
+        .iter()
+        .map(|(name, target)| ((*name).to_owned(), (*target).to_owned()));
+    // The built-in entries are checked by a unit test; a bad one would leave the table empty
+    // rather than stop the gateway.
+    AliasTable::new(entries).unwrap_or_default()
+}
+
+impl ModelMap {
+    /// The built-in map with `entries` (the `[models]` table) on top.
+    pub fn new(entries: BTreeMap<String, String>) -> Result<Self, String> {
+        Ok(Self {
+            configured: AliasTable::new(entries)?,
+            builtin: builtin_table(),
+        })
+    }
+
+    /// The GLM model to send upstream for `name`.
+    pub fn resolve<'a>(&'a self, name: &'a str) -> &'a str {
+        self.configured
+            .lookup(name)
+            .or_else(|| self.builtin.lookup(name))
+            .unwrap_or(name)
+    }
+
+    /// Whether some entry, configured or built in, maps `name`.
+    pub fn maps(&self, name: &str) -> bool {
+        self.configured.lookup(name).is_some() || self.builtin.lookup(name).is_some()
+    }
+
+    /// Exact names from the `[models]` table, for `/v1/models`.
+    pub fn aliases(&self) -> impl Iterator<Item = &str> {
+        self.configured.exact.keys().map(String::as_str)
+    }
+
+    /// Every model an entry, configured or built in, points at.
+    pub fn targets(&self) -> impl Iterator<Item = &str> {
+        self.configured.targets().chain(self.builtin.targets())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(entries: &[(&str, &str)]) -> ModelMap {
+        ModelMap::new(
+            entries
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn builtin_entries_are_well_formed() {
+        let entries = BUILTIN_MAP
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+        let table = AliasTable::new(entries).unwrap();
+        assert_eq!(table.exact.len() + table.prefixes.len(), BUILTIN_MAP.len());
+    }
+
+    #[test]
+    fn builtin_map_alone_covers_the_common_openai_names() {
+        let models = ModelMap::default();
+        for (name, target) in [
+            ("gpt-4o", "glm-4.6v"),
+            ("gpt-4o-mini", "glm-4.6v-flash"),
+            ("gpt-4o-2024-08-06", "glm-4.6v"),
+            ("gpt-4.1", "glm-4.7"),
+            ("gpt-4.1-mini", "glm-4.7-flashx"),
+            ("gpt-4.1-nano", "glm-4.7-flash"),
+            ("gpt-5", "glm-5.1"),
+            ("gpt-5-mini", "glm-4.7"),
+            ("gpt-5-nano", "glm-4.7-flash"),
+            ("gpt-4", "glm-4.7"),
+            ("gpt-4-turbo", "glm-4.6v"),
+            ("gpt-3.5-turbo-0125", "glm-4.7-flash"),
+            ("o1", "glm-5.1"),
+            ("o3", "glm-5.1"),
+            ("o3-mini", "glm-5-turbo"),
+            ("o4-mini", "glm-5-turbo"),
+            ("chatgpt-4o-latest", "glm-4.6v"),
+            ("text-embedding-ada-002", "embedding-3"),
+            ("dall-e-3", "cogview-4-250304"),
+            ("gpt-image-1", "cogview-4-250304"),
+        ] {
+            assert_eq!(models.resolve(name), target, "{name}");
+        }
+        for name in COMMON_OPENAI_MODELS {
+            assert!(models.maps(name), "{name} should be mapped");
+        }
+        assert_eq!(models.resolve("glm-4.7"), "glm-4.7");
+        assert!(!models.maps("glm-4.7"));
+    }
+
+    #[test]
+    fn configured_entries_win_over_builtin_ones_even_when_shorter() {
+        let models = map(&[("gpt-4o*", "glm-5v-turbo")]);
+        assert_eq!(models.resolve("gpt-4o"), "glm-5v-turbo");
+        assert_eq!(models.resolve("gpt-4o-mini"), "glm-5v-turbo");
+        assert_eq!(
+            models.resolve("gpt-4.1"),
+            "glm-4.7",
+            "built-in still applies"
+        );
+    }
+
+    #[test]
+    fn within_a_layer_exact_beats_prefix_and_the_longest_prefix_wins() {
+        let models = map(&[
+            ("gpt-4", "glm-4"),
+            ("gpt-4*", "glm-4-plus"),
+            ("gpt-4o*", "glm-4.6v"),
+        ]);
+        assert_eq!(models.resolve("gpt-4"), "glm-4");
+        assert_eq!(models.resolve("gpt-4-turbo"), "glm-4-plus");
+        assert_eq!(models.resolve("gpt-4o-mini"), "glm-4.6v");
+        assert_eq!(models.resolve("my-model"), "my-model");
+        let models = map(&[("mine", "glm-4.7")]);
+        assert_eq!(models.resolve("mine"), "glm-4.7");
+        assert_eq!(models.resolve("gpt-4o-mini"), "glm-4.6v-flash");
+    }
+
+    #[test]
+    fn aliases_are_the_configured_exact_names() {
+        let models = map(&[("mine", "glm-4.7"), ("ours*", "glm-5")]);
+        assert_eq!(models.aliases().collect::<Vec<_>>(), ["mine"]);
+        assert!(models.targets().any(|t| t == "cogview-4-250304"));
     }
 }

@@ -97,24 +97,37 @@ fn model_map_rejects_misplaced_wildcards() {
 }
 
 #[test]
-fn shipped_config_parses_and_maps_the_common_openai_names() {
+fn shipped_config_parses_and_equals_or_extends_the_builtin_map() {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/gateway.toml"))
         .unwrap();
     let config = Config::from_toml(&text, &env_of(&[])).unwrap();
-    for name in [
-        "gpt-4",
-        "gpt-4o",
-        "gpt-4o-mini",
-        "gpt-3.5-turbo",
-        "text-embedding-3-small",
-        "dall-e-3",
-    ] {
-        assert_ne!(config.models.resolve(name), name, "{name} should be mapped");
+    let builtin = ModelMap::default();
+    for name in models::COMMON_OPENAI_MODELS.iter().copied().chain([
+        "gpt-4o-2024-08-06",
+        "o3-pro",
+        "gpt-5-codex",
+    ]) {
+        assert_eq!(config.models.resolve(name), builtin.resolve(name), "{name}");
+    }
+    for (name, _) in models::BUILTIN_MAP {
+        let name = name.trim_end_matches('*');
+        assert_eq!(config.models.resolve(name), builtin.resolve(name), "{name}");
     }
     assert_eq!(
         config.models.resolve("text-embedding-ada-002"),
         "embedding-3"
     );
+}
+
+#[test]
+fn without_a_models_table_the_builtin_map_applies() {
+    let config = Config::from_toml("", &env_of(&[])).unwrap();
+    assert_eq!(config.models.resolve("gpt-4o"), "glm-4.6v");
+    assert_eq!(config.models.resolve("dall-e-3"), "cogview-4-250304");
+    let config =
+        Config::from_toml("[models]\n\"gpt-4o*\" = \"glm-5v-turbo\"", &env_of(&[])).unwrap();
+    assert_eq!(config.models.resolve("gpt-4o-mini"), "glm-5v-turbo");
+    assert_eq!(config.models.resolve("gpt-4.1-nano"), "glm-4.7-flash");
 }
 
 #[test]
@@ -129,4 +142,53 @@ fn secrets_do_not_show_in_debug_output() {
     .unwrap();
     let debug = format!("{config:?}");
     assert!(!debug.contains("topsecret") && !debug.contains("adminsecret"));
+}
+
+#[test]
+fn emulation_is_on_by_default_and_switchable_per_model() {
+    let config = Config::from_toml("", &env_of(&[])).unwrap();
+    assert_eq!(
+        config.emulation.for_model("glm-4.7"),
+        EmulationSwitches::default()
+    );
+    let toml = r#"
+[emulation]
+repair_attempts = 2
+[emulation.models."glm-4.7-flash"]
+json_schema = false
+[emulation.models."glm-4.6v*"]
+tool_choice = false
+repair_attempts = 0
+"#;
+    let config = Config::from_toml(toml, &env_of(&[])).unwrap();
+    let flash = config.emulation.for_model("glm-4.7-flash");
+    assert!(!flash.json_schema && flash.tool_choice);
+    assert_eq!(flash.repair_attempts, 2);
+    let vision = config.emulation.for_model("glm-4.6v-flash");
+    assert!(vision.json_schema && !vision.tool_choice);
+    assert_eq!(vision.repair_attempts, 0);
+    assert_eq!(
+        config.emulation.for_model("glm-4.7-flashx").repair_attempts,
+        2
+    );
+    let off = Config::from_toml("[emulation]\njson_schema = false", &env_of(&[])).unwrap();
+    assert!(!off.emulation.for_model("glm-5.1").json_schema);
+}
+
+#[test]
+fn emulation_rejects_unknown_keys_and_silly_values() {
+    for toml in [
+        "[emulation]\njson_schemas = true",
+        "[emulation.models.\"glm-4.7\"]\nstrict = true",
+        "[emulation]\nrepair_attempts = 50",
+        "[emulation.models.\"a*b\"]\njson_schema = false",
+    ] {
+        let err = Config::from_toml(toml, &env_of(&[])).unwrap_err();
+        assert!(
+            err.to_string().contains("emulation")
+                || err.setting.contains("json_schemas")
+                || err.setting.contains("strict"),
+            "{toml}: {err}"
+        );
+    }
 }

@@ -1,5 +1,7 @@
 //! Every key held in memory, reloaded from the database in the background, so that
-//! authenticating a request never waits on the database and keeps working while it is down.
+//! authenticating a request never waits on the database and keeps working while it is down. A
+//! well-formed id missing from memory is looked up once (see `lookup`), so a key created by
+//! another process works at once.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -12,13 +14,14 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::lookup::MissLookups;
 use super::{parse, ApiKey};
 use crate::error::ApiError;
 use crate::store::Db;
 
 /// A snapshot of all keys by id. Reloads replace it whole; a reload that fails keeps the last
-/// good snapshot, so a database outage does not lock anyone out.
-#[derive(Default)]
+/// good snapshot, so a database outage does not lock anyone out. `default()` has no database
+/// to look missing keys up in.
 pub struct KeyCache {
     keys: ArcSwap<HashMap<String, Arc<ApiKey>>>,
     /// Unix ms of the last successful reload; 0 before the first.
@@ -26,12 +29,33 @@ pub struct KeyCache {
     /// Keys this process created or revoked lately. A reload whose query began before such a
     /// change may not see it, so the change is applied again on top of that reload's result.
     recent: Mutex<Vec<(Instant, Arc<ApiKey>)>>,
+    misses: MissLookups,
+}
+
+impl Default for KeyCache {
+    fn default() -> Self {
+        Self::build(None)
+    }
 }
 
 /// Local changes older than this are surely in the database result of any later reload.
 const RECENT_WINDOW: Duration = Duration::from_secs(10);
 
 impl KeyCache {
+    /// An empty cache that looks keys it does not hold up in `db`.
+    pub fn new(db: Db) -> Self {
+        Self::build(Some(db))
+    }
+
+    fn build(db: Option<Db>) -> Self {
+        Self {
+            keys: ArcSwap::default(),
+            last_reload_ms: AtomicI64::new(0),
+            recent: Mutex::default(),
+            misses: MissLookups::new(db),
+        }
+    }
+
     pub async fn reload(&self, db: &Db) -> Result<usize, sqlx::Error> {
         let started = Instant::now();
         let records = db.list_keys().await?;
@@ -113,7 +137,7 @@ impl KeyCache {
 
     /// Judges a presented key. Unknown ids and wrong secrets get the same answer, so the error
     /// does not reveal which ids exist.
-    pub fn authenticate(&self, presented: &str) -> Result<Arc<ApiKey>, ApiError> {
+    pub async fn authenticate(&self, presented: &str) -> Result<Arc<ApiKey>, ApiError> {
         let incorrect = || {
             ApiError::unauthorized(
                 "invalid_api_key",
@@ -121,7 +145,11 @@ impl KeyCache {
             )
         };
         let (id, secret) = parse(presented).ok_or_else(incorrect)?;
-        let key = self.keys.load().get(id).cloned().ok_or_else(incorrect)?;
+        let cached = self.keys.load().get(id).cloned();
+        let key = match cached {
+            Some(key) => key,
+            None => self.look_up(id).await.ok_or_else(incorrect)?,
+        };
         if !key.secret_matches(secret) {
             return Err(incorrect());
         }
@@ -138,6 +166,28 @@ impl KeyCache {
             ));
         }
         Ok(key)
+    }
+
+    /// A key missing from the snapshot, from the database; one query per id at a time, and
+    /// what it finds goes into the snapshot before later requests stop waiting on it.
+    async fn look_up(&self, id: &str) -> Option<Arc<ApiKey>> {
+        let flight = self.misses.join(id)?;
+        let found = flight
+            .get_or_init(|| async {
+                let found = self.misses.query(id).await;
+                if let Some(key) = &found {
+                    self.keys.rcu(|current| {
+                        let mut next = HashMap::clone(current);
+                        next.insert(key.id.clone(), Arc::clone(key));
+                        next
+                    });
+                }
+                found
+            })
+            .await
+            .clone();
+        self.misses.land(id, &flight);
+        found
     }
 
     /// Milliseconds since the last successful reload, `None` before the first.

@@ -24,7 +24,7 @@ pub async fn require_api_key(
         )
         .into_response();
     };
-    match keys.authenticate(presented) {
+    match keys.authenticate(presented).await {
         Ok(key) => {
             request.extensions_mut().insert(key);
             next.run(request).await
@@ -33,11 +33,58 @@ pub async fn require_api_key(
     }
 }
 
-/// The token of an `Authorization: Bearer <token>` header, if there is a non-empty one.
+/// The token of an `Authorization: Bearer <token>` header, if there is a non-empty one. As
+/// RFC 9110 has it, the scheme is case-insensitive and any run of spaces or tabs separates it
+/// from the token.
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
-    let token = value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))?;
-    Some(token.trim()).filter(|token| !token.is_empty())
+    let value = value.trim_matches(|c| c == ' ' || c == '\t');
+    let split = value.find([' ', '\t'])?;
+    let (scheme, rest) = value.split_at(split);
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    Some(rest.trim_start_matches([' ', '\t'])).filter(|token| !token.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    fn token_of(value: &str) -> Option<String> {
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, HeaderValue::from_str(value).ok()?);
+        bearer_token(&headers).map(str::to_owned)
+    }
+
+    #[test]
+    fn the_scheme_is_case_insensitive_and_any_blanks_separate_it() {
+        for value in [
+            "Bearer sk-glm-a-b",
+            "bearer sk-glm-a-b",
+            "BEARER sk-glm-a-b",
+            "BeArEr sk-glm-a-b",
+            "Bearer   sk-glm-a-b",
+            "Bearer\tsk-glm-a-b",
+            "Bearer \t sk-glm-a-b ",
+        ] {
+            assert_eq!(token_of(value).as_deref(), Some("sk-glm-a-b"), "{value:?}");
+        }
+    }
+
+    #[test]
+    fn other_schemes_and_empty_tokens_are_no_token() {
+        for value in [
+            "Basic abc",
+            "Bearer",
+            "Bearer   ",
+            "sk-glm-a-b",
+            "Bearersk-glm-a-b",
+            "",
+        ] {
+            assert_eq!(token_of(value), None, "{value:?}");
+        }
+    }
 }

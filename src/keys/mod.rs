@@ -10,6 +10,7 @@ use crate::store::KeyRecord;
 
 pub mod admin;
 mod cache;
+mod lookup;
 mod middleware;
 
 pub use cache::KeyCache;
@@ -105,7 +106,9 @@ impl ApiKey {
     }
 }
 
-fn model_matches(pattern: &str, model: &str) -> bool {
+/// An allowlist entry matches exactly, unless it ends in `*`: then it admits every model it
+/// prefixes (`glm-4.7-flash*` admits `glm-4.7-flashx` too, by design).
+pub fn model_matches(pattern: &str, model: &str) -> bool {
     match pattern.strip_suffix('*') {
         Some(prefix) => model.starts_with(prefix),
         None => pattern == model,
@@ -173,6 +176,18 @@ mod tests {
         assert!(ApiKey::from_record(&record(None))
             .unwrap()
             .allows_model("anything", "anything"));
+    }
+
+    #[test]
+    fn allowlist_entries_are_exact_unless_they_end_in_a_star() {
+        let key =
+            ApiKey::from_record(&record(Some(r#"["gpt-4o-mini","glm-4.7-flash*"]"#))).unwrap();
+        assert!(key.allows_model("gpt-4o-mini", "glm-4.6v-flash"));
+        assert!(!key.allows_model("gpt-4o-mini-2024-07-18", "glm-4.6v-flash"));
+        assert!(!key.allows_model("gpt-4o", "glm-4.6v"));
+        assert!(key.allows_model("glm-4.7-flash", "glm-4.7-flash"));
+        assert!(key.allows_model("glm-4.7-flashx", "glm-4.7-flashx"));
+        assert!(!key.allows_model("glm-4.7", "glm-4.7"));
     }
 
     #[test]

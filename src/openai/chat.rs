@@ -4,7 +4,8 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{messages, params, tools};
+use super::emulate::{self, Emulation};
+use super::{messages, params};
 use crate::error::{ApiError, ApiResult};
 
 /// An OpenAI chat completion request as clients send it. Known OpenAI fields are typed (so a
@@ -69,6 +70,8 @@ pub struct GlmChatRequest {
     pub stream: bool,
     /// The client asked for a usage chunk (`stream_options.include_usage` on a stream).
     pub include_usage: bool,
+    /// A `json_schema` or forced `tool_choice` kept by rewriting the body (see `emulate`).
+    pub emulation: Option<Emulation>,
 }
 
 /// OpenAI fields Zhipu has no equivalent for and that change nothing a client relies on: they
@@ -128,8 +131,7 @@ pub fn to_glm(
     )?;
     params::apply_stop(&mut body, req.stop)?;
     params::apply_user(&mut body, req.user, req.safety_identifier);
-    tools::apply_tools(&mut body, req.tools, req.tool_choice)?;
-    tools::apply_response_format(&mut body, req.response_format)?;
+    let emulation = emulate::apply(&mut body, req.tools, req.tool_choice, req.response_format)?;
     if stream {
         body.insert("stream".to_owned(), Value::Bool(true));
     }
@@ -137,6 +139,7 @@ pub fn to_glm(
         body,
         stream,
         include_usage,
+        emulation,
     })
 }
 

@@ -1,16 +1,12 @@
-//! Chat messages: OpenAI roles and content parts fitted into GLM's. Text-only part arrays become
-//! strings; vision parts stay parts, with data URLs reduced to the bare base64 GLM expects.
+//! Chat messages: OpenAI roles and content parts fitted into GLM's. Each role gets only the
+//! fields Zhipu documents for it (an allowlist: whatever else an SDK echoes back, such as
+//! `refusal`, `annotations`, `audio`, `parsed` or `name`, is dropped, never refused). Text-only
+//! part arrays become strings; vision parts stay parts, with data URLs reduced to bare base64.
 
 use serde_json::{Map, Value};
 
 use super::chat::ChatMessage;
 use crate::error::{ApiError, ApiResult};
-
-/// OpenAI-only message keys GLM does not know.
-const DROPPED: &[&str] = &["name", "refusal", "audio", "annotations", "function_call"];
-
-/// Keys of an assistant tool call GLM understands.
-const TOOL_CALL_KEYS: &[&str] = &["id", "type", "function", "index"];
 
 pub(crate) fn to_glm(messages: Vec<ChatMessage>) -> ApiResult<Vec<Value>> {
     if messages.is_empty() {
@@ -23,13 +19,15 @@ pub(crate) fn to_glm(messages: Vec<ChatMessage>) -> ApiResult<Vec<Value>> {
         .collect()
 }
 
+/// Builds each message from scratch: system and user get `role` and `content`; assistant also
+/// `tool_calls`; tool also `tool_call_id`. The `extra` keys are never read.
 fn message_to_glm(i: usize, message: ChatMessage) -> ApiResult<Value> {
     let ChatMessage {
         role,
         content,
         tool_calls,
         tool_call_id,
-        extra: mut glm,
+        extra: _,
     } = message;
     let role = match role.as_str() {
         "system" | "user" | "assistant" | "tool" => role,
@@ -41,9 +39,7 @@ fn message_to_glm(i: usize, message: ChatMessage) -> ApiResult<Value> {
             .param(format!("messages[{i}].role")))
         }
     };
-    for key in DROPPED {
-        glm.remove(*key);
-    }
+    let mut glm = Map::new();
     if let Some(content) = content.map(|c| content_to_glm(i, c)).transpose()?.flatten() {
         glm.insert("content".to_owned(), content);
     }
@@ -57,17 +53,43 @@ fn message_to_glm(i: usize, message: ChatMessage) -> ApiResult<Value> {
         }
         _ => {}
     }
+    // GLM refuses an assistant turn with neither content nor tool calls; the SDKs write one
+    // (content null, a refusal instead) when echoing a refused answer back.
+    if role == "assistant" && !glm.contains_key("content") && !glm.contains_key("tool_calls") {
+        glm.insert("content".to_owned(), Value::from(""));
+    }
     glm.insert("role".to_owned(), Value::String(role));
     Ok(Value::Object(glm))
 }
 
-fn clean_tool_call(mut call: Value) -> Value {
-    if let Some(call) = call.as_object_mut() {
-        call.retain(|key, _| TOOL_CALL_KEYS.contains(&key.as_str()));
-        call.entry("type")
-            .or_insert_with(|| Value::from("function"));
+/// A tool call as GLM documents it: `id`, `type` and `function` with only `name` and
+/// `arguments` (a string: an object some clients send is serialised).
+fn clean_tool_call(call: Value) -> Value {
+    let Value::Object(mut call) = call else {
+        return call;
+    };
+    let mut glm = Map::new();
+    if let Some(id) = call.remove("id") {
+        glm.insert("id".to_owned(), id);
     }
-    call
+    let kind = call
+        .remove("type")
+        .unwrap_or_else(|| Value::from("function"));
+    glm.insert("type".to_owned(), kind);
+    if let Some(Value::Object(mut function)) = call.remove("function") {
+        let mut clean = Map::new();
+        if let Some(name) = function.remove("name") {
+            clean.insert("name".to_owned(), name);
+        }
+        let arguments = match function.remove("arguments") {
+            Some(Value::String(text)) => Value::String(text),
+            None | Some(Value::Null) => Value::from("{}"),
+            Some(other) => Value::String(other.to_string()),
+        };
+        clean.insert("arguments".to_owned(), arguments);
+        glm.insert("function".to_owned(), Value::Object(clean));
+    }
+    Value::Object(glm)
 }
 
 /// `None` for null content (an assistant turn that only called tools).

@@ -4,6 +4,7 @@
 pub mod chat;
 mod embeddings;
 mod images;
+pub mod emulate;
 mod messages;
 mod params;
 pub mod response;
@@ -16,6 +17,7 @@ pub use embeddings::{EmbeddingPlan, EmbeddingRequest};
 pub use images::{
     image_item, image_url, ImagePlan, ImageRequest, DEFAULT_MODEL as DEFAULT_IMAGE_MODEL,
 };
+pub use emulate::Emulation;
 pub use response::from_glm;
 pub use stream::ChunkRewriter;
 pub use zhipu_error::map_zhipu_error;

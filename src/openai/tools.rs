@@ -1,5 +1,6 @@
 //! Tools, tool_choice and response_format: OpenAI's shapes fitted into the subset GLM accepts,
-//! downgrading where GLM has a weaker equivalent and refusing where it has none.
+//! downgrading where GLM has a weaker equivalent and refusing where it has none. What a
+//! downgrade loses (a forced tool, a schema) is returned, for `emulate` to keep the promise.
 
 use serde_json::{json, Map, Value};
 
@@ -13,16 +14,43 @@ const GLM_TOOLS: &[&str] = &["retrieval", "web_search", "mcp"];
 enum ToolChoice {
     Auto,
     None,
+    Required,
+    Named(String),
 }
 
-/// GLM's `tool_choice` accepts only `"auto"`: `"required"`, a named function and
-/// `allowed_tools` are downgraded to `"auto"` (the model may then answer without calling the
-/// tool), and `"none"` is honoured by not sending the tools at all.
+/// What a forced `tool_choice` demanded, which GLM's `"auto"` does not enforce.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum ToolDemand {
+    /// `"required"`: some function must be called.
+    Required,
+    /// A named function must be called.
+    Named(String),
+}
+
+/// What `response_format: json_schema` demanded, which GLM's `json_object` does not enforce.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SchemaDemand {
+    pub name: String,
+    pub description: Option<String>,
+    pub schema: Value,
+}
+
+/// GLM's `tool_choice` accepts only `"auto"`: `"required"` and a named function are sent as
+/// `"auto"` (and returned as a `ToolDemand`), `allowed_tools` is sent as `"auto"`, and
+/// `"none"` is honoured by not sending the tools at all.
 fn parse_tool_choice(choice: Value) -> ApiResult<ToolChoice> {
     match choice {
         Value::String(s) if s == "none" => Ok(ToolChoice::None),
-        Value::String(s) if s == "auto" || s == "required" => Ok(ToolChoice::Auto),
-        Value::Object(_) => Ok(ToolChoice::Auto),
+        Value::String(s) if s == "auto" => Ok(ToolChoice::Auto),
+        Value::String(s) if s == "required" => Ok(ToolChoice::Required),
+        Value::Object(choice) => {
+            let named = choice
+                .get("function")
+                .and_then(|f| f.get("name"))
+                .and_then(Value::as_str)
+                .filter(|_| choice.get("type").and_then(Value::as_str) == Some("function"));
+            Ok(named.map_or(ToolChoice::Auto, |name| ToolChoice::Named(name.to_owned())))
+        }
         _ => Err(ApiError::invalid_request(
             "tool_choice must be \"none\", \"auto\", \"required\" or a tool object",
         )
@@ -30,29 +58,57 @@ fn parse_tool_choice(choice: Value) -> ApiResult<ToolChoice> {
     }
 }
 
-/// Sets `tools` and `tool_choice`; a choice without tools is dropped with them.
+/// Sets `tools` and `tool_choice`; a choice without tools is dropped with them. Returns what
+/// a forced choice demanded, when there are function tools to demand it of.
 pub(crate) fn apply_tools(
     body: &mut Map<String, Value>,
     tools: Option<Vec<Value>>,
     tool_choice: Option<Value>,
-) -> ApiResult<()> {
+) -> ApiResult<Option<ToolDemand>> {
     let choice = tool_choice.map(parse_tool_choice).transpose()?;
     let Some(tools) = tools.filter(|t| !t.is_empty()) else {
-        return Ok(());
+        return Ok(None);
     };
     if choice == Some(ToolChoice::None) {
-        return Ok(());
+        return Ok(None);
     }
     let tools = tools
         .into_iter()
         .enumerate()
         .map(|(i, tool)| tool_to_glm(i, tool))
         .collect::<ApiResult<Vec<_>>>()?;
+    let chosen = choice.is_some();
+    let demand = match choice {
+        Some(ToolChoice::Named(name)) => {
+            if !tools
+                .iter()
+                .any(|tool| function_name(tool) == Some(name.as_str()))
+            {
+                return Err(ApiError::invalid_request(format!(
+                    "tool_choice names the function `{name}`, which is not in tools"
+                ))
+                .param("tool_choice"));
+            }
+            Some(ToolDemand::Named(name))
+        }
+        Some(ToolChoice::Required) if tools.iter().any(|t| function_name(t).is_some()) => {
+            Some(ToolDemand::Required)
+        }
+        _ => None,
+    };
     body.insert("tools".to_owned(), Value::Array(tools));
-    if choice.is_some() {
+    if chosen {
         body.insert("tool_choice".to_owned(), Value::from("auto"));
     }
-    Ok(())
+    Ok(demand)
+}
+
+/// The name of a translated function tool; `None` for other tool types.
+pub(crate) fn function_name(tool: &Value) -> Option<&str> {
+    if tool.get("type").and_then(Value::as_str) != Some("function") {
+        return None;
+    }
+    tool.pointer("/function/name").and_then(Value::as_str)
 }
 
 fn tool_to_glm(i: usize, tool: Value) -> ApiResult<Value> {
@@ -105,24 +161,41 @@ fn tool_error(message: String) -> ApiError {
     ApiError::invalid_request(message).param("tools")
 }
 
-/// GLM knows `text` and `json_object`. `json_schema` is downgraded to `json_object`: the answer
-/// is still JSON, but the schema is not enforced.
+/// GLM knows `text` and `json_object`. `json_schema` is sent as `json_object` (so the answer
+/// is JSON) and its schema returned, for `emulate` to enforce.
 pub(crate) fn apply_response_format(
     body: &mut Map<String, Value>,
     format: Option<Value>,
-) -> ApiResult<()> {
+) -> ApiResult<Option<SchemaDemand>> {
     let Some(format) = format else {
-        return Ok(());
+        return Ok(None);
     };
     match format.get("type").and_then(Value::as_str) {
-        Some("text") => Ok(()),
-        Some("json_object" | "json_schema") => {
+        Some("text") => Ok(None),
+        Some(kind @ ("json_object" | "json_schema")) => {
+            let demand = (kind == "json_schema")
+                .then(|| schema_demand(&format))
+                .flatten();
             body.insert("response_format".to_owned(), json!({"type": "json_object"}));
-            Ok(())
+            Ok(demand)
         }
         _ => Err(ApiError::invalid_request(
             "response_format.type must be text, json_object or json_schema",
         )
         .param("response_format")),
     }
+}
+
+/// `None` without a schema object: plain JSON is then all that can be asked for.
+fn schema_demand(format: &Value) -> Option<SchemaDemand> {
+    let spec = format.get("json_schema")?;
+    let schema = spec
+        .get("schema")
+        .filter(|s| s.is_object() || s.is_boolean())?;
+    let text = |key: &str| spec.get(key).and_then(Value::as_str).map(str::to_owned);
+    Some(SchemaDemand {
+        name: text("name").unwrap_or_else(|| "response".to_owned()),
+        description: text("description"),
+        schema: schema.clone(),
+    })
 }

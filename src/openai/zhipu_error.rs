@@ -1,5 +1,6 @@
 //! Zhipu's error answers as OpenAI errors: status, type, code and retry hints per Zhipu business
 //! code, with a fallback by HTTP status for bodies that are not Zhipu's `{"error":{…}}`.
+//! Messages are English, ending with Zhipu's code and original text.
 
 use axum::http::StatusCode;
 use serde_json::Value;
@@ -28,14 +29,27 @@ const KNOWN_PARAMS: &[&str] = &[
 /// Maps an upstream error answer to the error the client sees. `status` is the upstream HTTP
 /// status (200 when Zhipu put an error inside a success answer). Any bytes are accepted.
 pub fn map_zhipu_error(status: u16, body: &[u8]) -> ApiError {
+    map_zhipu_error_for(status, body, None)
+}
+
+/// [`map_zhipu_error`], naming `model` (the name the client sent) in the messages that are
+/// about it; Zhipu's own body never names it.
+pub fn map_zhipu_error_for(status: u16, body: &[u8], model: Option<&str>) -> ApiError {
     match serde_json::from_slice::<Value>(body) {
-        Ok(value) => map_zhipu_value(status, &value),
+        Ok(value) => map_zhipu_value_for(status, &value, model),
         Err(_) => by_status(status, None),
     }
 }
 
 /// [`map_zhipu_error`] for a body that is already parsed.
 pub(crate) fn map_zhipu_value(status: u16, body: &Value) -> ApiError {
+    map_zhipu_value_for(status, body, None)
+}
+
+/// [`map_zhipu_error_for`] for a body that is already parsed. The message is English, in
+/// OpenAI's wording where OpenAI has one, and ends with Zhipu's code and original text, e.g.
+/// "… (zhipu code 1211: 模型不存在，请检查模型代码。)".
+pub fn map_zhipu_value_for(status: u16, body: &Value, model: Option<&str>) -> ApiError {
     let Some(error) = body.get("error").filter(|e| e.is_object()) else {
         return by_status(status, None);
     };
@@ -47,55 +61,143 @@ pub(crate) fn map_zhipu_value(status: u16, body: &Value) -> ApiError {
     let raw = error
         .get("message")
         .and_then(Value::as_str)
-        .map_or("Zhipu reported an error", truncate);
-    let message = match &code {
-        Some(code) => format!("{raw} (zhipu code {code})"),
-        None => raw.to_owned(),
+        .map(truncate)
+        .filter(|raw| !raw.trim().is_empty());
+    let origin = match (&code, raw) {
+        (Some(code), Some(raw)) => format!("(zhipu code {code}: {raw})"),
+        (Some(code), None) => format!("(zhipu code {code})"),
+        (None, Some(raw)) => format!("(zhipu: {raw})"),
+        (None, None) => "(zhipu gave no details)".to_owned(),
     };
+    let raw = raw.unwrap_or_default();
     let by_code = code
         .as_deref()
         .and_then(|c| c.parse::<u32>().ok())
-        .and_then(|c| map_code(c, &message, raw));
-    by_code.unwrap_or_else(|| by_status(status, Some(message)))
+        .and_then(|c| map_code(c, raw, model, &origin));
+    by_code.unwrap_or_else(|| by_status(status, Some(format!("{} {origin}", generic(status)))))
 }
 
-/// The table of Zhipu business codes; `None` for a code it does not know.
-fn map_code(code: u32, message: &str, raw: &str) -> Option<ApiError> {
+/// Names `model` in an already-mapped error that speaks of "The model" without naming it, for
+/// callers that learn the model only after the error was mapped (the upstream client does not
+/// know it).
+pub fn name_the_model(mut error: ApiError, model: &str) -> ApiError {
+    if let Some(rest) = error.message.strip_prefix("The model ") {
+        if !rest.starts_with('`') {
+            error.message = format!("The model `{model}` {rest}");
+        }
+    }
+    error
+}
+
+/// The table of Zhipu business codes; `None` for a code it does not know. `origin` is the
+/// "(zhipu code …)" tail every message ends with.
+fn map_code(code: u32, raw: &str, model: Option<&str>, origin: &str) -> Option<ApiError> {
+    let say = |english: &str| format!("{english} {origin}");
+    let the_model = model.map_or_else(|| "The model".to_owned(), |m| format!("The model `{m}`"));
     let error = match code {
         // The key rejected here is the gateway's own upstream credential, never the client's
         // downstream key, so the client gets a 502 it cannot fix by retrying, not a 401.
-        1000..=1004 => ApiError::bad_gateway("upstream_auth_failed", message).no_retry(),
-        1110..=1112 | 1120 | 1121 => {
-            ApiError::forbidden("upstream_account_unavailable", message).no_retry()
-        }
-        1113 => ApiError::new(StatusCode::TOO_MANY_REQUESTS, "insufficient_quota", message)
-            .code("insufficient_quota")
-            .no_retry(),
+        1000..=1004 => ApiError::bad_gateway(
+            "upstream_auth_failed",
+            say("The gateway's upstream credential was rejected by Zhipu."),
+        )
+        .no_retry(),
+        1110..=1112 | 1120 | 1121 => ApiError::forbidden(
+            "upstream_account_unavailable",
+            say("The gateway's Zhipu account is unavailable (inactive, locked or missing)."),
+        )
+        .no_retry(),
+        1113 => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "insufficient_quota",
+            say("You exceeded your current quota, please check your plan and billing details."),
+        )
+        .code("insufficient_quota")
+        .no_retry(),
         1210 | 1212..=1215 => {
-            let error = ApiError::invalid_request(message).code("invalid_request");
-            match mentioned_param(raw) {
+            let param = mentioned_param(raw);
+            let english = match (code, param) {
+                (1212, _) => "This model does not support the requested operation.".to_owned(),
+                (1213, Some(p)) => format!("Missing required parameter: '{p}'."),
+                (1213, None) => "A required parameter is missing.".to_owned(),
+                (1215, _) => "Some parameters of the request conflict with each other.".to_owned(),
+                (_, Some(p)) => format!("Invalid value for '{p}'."),
+                (_, None) => "The request has an invalid parameter.".to_owned(),
+            };
+            let error = ApiError::invalid_request(say(&english)).code("invalid_request");
+            match param {
                 Some(param) => error.param(param),
                 None => error,
             }
         }
-        1211 | 1221 | 1222 => ApiError::not_found("model_not_found", message),
-        1220 => ApiError::forbidden("model_not_permitted", message),
-        1230 | 1234 => ApiError::bad_gateway("upstream_error", message),
-        1231 => ApiError::invalid_request(message).code("duplicate_request_id"),
-        1261 => ApiError::invalid_request(message)
-            .code("context_length_exceeded")
-            .param("messages"),
-        1301 => ApiError::invalid_request(message).code("content_filter"),
-        1302 => rate_limited("rate_limit_exceeded", message).retry_after(1),
-        1303 => rate_limited("rate_limit_exceeded", message).retry_after(5),
-        1304 => rate_limited("daily_quota_exceeded", message).no_retry(),
-        1305 => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", message)
-            .code("upstream_overloaded")
-            .retry_after(5),
-        1308 | 1310 | 1313 => rate_limited("usage_limit_reached", message).no_retry(),
+        1211 | 1221 | 1222 => ApiError::not_found(
+            "model_not_found",
+            say(&format!(
+                "{the_model} does not exist or you do not have access to it."
+            )),
+        ),
+        1220 => ApiError::forbidden(
+            "model_not_permitted",
+            say(&format!(
+                "{the_model} is not available to the gateway's Zhipu account."
+            )),
+        ),
+        1230 | 1234 => ApiError::bad_gateway(
+            "upstream_error",
+            say("The upstream had an error while processing your request. You can retry your request."),
+        ),
+        1231 => ApiError::invalid_request(say("The upstream refused a duplicate request id."))
+            .code("duplicate_request_id"),
+        1261 => ApiError::invalid_request(say(
+            "This model's maximum context length was exceeded. Please reduce the length of the messages.",
+        ))
+        .code("context_length_exceeded")
+        .param("messages"),
+        1301 => ApiError::invalid_request(say(
+            "Your request was rejected as a result of the upstream's safety system: the prompt or the answer may contain content that is not allowed.",
+        ))
+        .code("content_filter"),
+        1302 => rate_limited(
+            "rate_limit_exceeded",
+            say("Rate limit reached for concurrent requests. Please try again in 1s."),
+        )
+        .retry_after(1),
+        1303 => rate_limited(
+            "rate_limit_exceeded",
+            say("Rate limit reached for requests. Please try again in 5s."),
+        )
+        .retry_after(5),
+        1304 => rate_limited(
+            "daily_quota_exceeded",
+            say("You exceeded the daily request quota for this model."),
+        )
+        .no_retry(),
+        1305 => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            say("That model is currently overloaded with other requests. You can retry your request."),
+        )
+        .code("upstream_overloaded")
+        .retry_after(5),
+        1308 | 1310 | 1313 => rate_limited(
+            "usage_limit_reached",
+            say("The usage limit of the gateway's Zhipu plan has been reached."),
+        )
+        .no_retry(),
         _ => return None,
     };
     Some(error)
+}
+
+/// What an error with an unknown code means, by the upstream's HTTP status.
+fn generic(status: u16) -> &'static str {
+    match status {
+        400 => "The upstream refused the request as invalid.",
+        401 => "The gateway's upstream credential was rejected by Zhipu.",
+        403 => "The upstream refused access.",
+        429 => "Rate limit reached for requests.",
+        _ => "The upstream had an error while processing your request.",
+    }
 }
 
 /// The fallback for unknown codes and bodies that are not Zhipu errors (Spring's 404 JSON,

@@ -1,5 +1,6 @@
-//! `GET /v1/models` and `/v1/models/{id}`: the aliases and GLM models a key may use, in
-//! OpenAI's list shape. Zhipu has no model-list endpoint, so the list comes from configuration.
+//! `GET /v1/models` and `/v1/models/{id}`: what a client may send with this key, in OpenAI's
+//! list shape. Zhipu has no model-list endpoint, so the list comes from the model map and the
+//! configured catalogue.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use axum::extract::{Path, State};
 use axum::{Extension, Json};
 use serde_json::{json, Value};
 
+use crate::config::{Config, COMMON_OPENAI_MODELS};
 use crate::error::{ApiError, ApiResult};
 use crate::keys::ApiKey;
 use crate::state::AppState;
@@ -19,7 +21,7 @@ pub async fn list_models(
     State(state): State<AppState>,
     Extension(key): Extension<Arc<ApiKey>>,
 ) -> Json<Value> {
-    let data: Vec<Value> = visible_models(&state, &key)
+    let data: Vec<Value> = visible_models(&state.config, &key)
         .into_iter()
         .map(model_object)
         .collect();
@@ -31,7 +33,7 @@ pub async fn retrieve_model(
     Extension(key): Extension<Arc<ApiKey>>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    if visible_models(&state, &key).contains(id.as_str()) {
+    if may_send(&state.config, &key, &id) {
         Ok(Json(model_object(&id)))
     } else {
         Err(ApiError::not_found(
@@ -42,14 +44,43 @@ pub async fn retrieve_model(
     }
 }
 
-fn visible_models<'a>(state: &'a AppState, key: &ApiKey) -> BTreeSet<&'a str> {
-    let models = &state.config.models;
-    models
-        .aliases()
+/// The common OpenAI ids the map resolves, the configured exact aliases, every model the map
+/// points at, the GLM catalogue and the key's own concrete allowlist entries; each only if the
+/// key may use it.
+fn visible_models<'a>(config: &'a Config, key: &'a ApiKey) -> BTreeSet<&'a str> {
+    let models = &config.models;
+    let allowlisted = key
+        .models
+        .iter()
+        .flatten()
+        .map(String::as_str)
+        .filter(|name| !name.ends_with('*'));
+    COMMON_OPENAI_MODELS
+        .iter()
+        .copied()
+        .filter(|name| models.maps(name))
+        .chain(models.aliases())
         .chain(models.targets())
-        .chain(state.config.catalogue.iter().map(String::as_str))
+        .chain(config.catalogue.iter().map(String::as_str))
+        .chain(allowlisted)
         .filter(|name| key.allows_model(name, models.resolve(name)))
         .collect()
+}
+
+/// Whether `id` names a model this key may send: one the map resolves, one listed, or one the
+/// key's allowlist names or prefixes; and in every case one the allowlist admits.
+fn may_send(config: &Config, key: &ApiKey, id: &str) -> bool {
+    let models = &config.models;
+    if !key.allows_model(id, models.resolve(id)) {
+        return false;
+    }
+    models.maps(id)
+        || key.models.as_ref().is_some_and(|allowed| {
+            allowed
+                .iter()
+                .any(|pattern| crate::keys::model_matches(pattern, id))
+        })
+        || visible_models(config, key).contains(id)
 }
 
 fn model_object(id: &str) -> Value {

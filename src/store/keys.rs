@@ -82,6 +82,15 @@ impl Db {
         on_pool!(self, |pool| sqlx::query_as(SQL).fetch_all(pool).await)
     }
 
+    /// One key by id, revoked or not; `None` when there is no such row.
+    pub async fn find_key(&self, id: &str) -> Result<Option<KeyRecord>, sqlx::Error> {
+        const SQL: &str = concat!("SELECT ", key_columns!(), " FROM api_keys WHERE id = $1");
+        on_pool!(self, |pool| sqlx::query_as(SQL)
+            .bind(id)
+            .fetch_optional(pool)
+            .await)
+    }
+
     /// Marks a key revoked (keeping the first revocation time); `None` when no such key.
     pub async fn revoke_key(&self, id: &str) -> Result<Option<KeyRecord>, sqlx::Error> {
         const SQL: &str = concat!(

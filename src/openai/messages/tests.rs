@@ -14,19 +14,37 @@ fn empty_messages_are_400() {
 }
 
 #[test]
-fn developer_becomes_system_and_openai_only_keys_go() {
+fn developer_becomes_system_and_each_role_keeps_only_its_documented_fields() {
     let out = translate(json!([
         {"role": "developer", "content": "be brief", "name": "ops"},
-        {"role": "user", "content": "hi", "name": "bob", "extra_key": 1},
-        {"role": "assistant", "content": "hello", "refusal": null, "annotations": [], "audio": null}
+        {"role": "system", "content": "more", "cache_control": {"type": "ephemeral"}},
+        {"role": "user", "content": "hi", "name": "bob", "extra_key": 1, "tool_call_id": "x"},
+        {"role": "assistant", "content": "hello", "refusal": null, "annotations": [], "audio": null,
+         "function_call": null, "parsed": {"a": 1}, "reasoning_content": "hmm", "tool_call_id": "x"},
+        {"role": "tool", "tool_call_id": "call_1", "content": "40 C", "name": "weather",
+         "tool_calls": []}
     ]))
     .expect("valid");
     assert_eq!(out[0], json!({"role": "system", "content": "be brief"}));
+    assert_eq!(out[1], json!({"role": "system", "content": "more"}));
+    assert_eq!(out[2], json!({"role": "user", "content": "hi"}));
+    assert_eq!(out[3], json!({"role": "assistant", "content": "hello"}));
     assert_eq!(
-        out[1],
-        json!({"role": "user", "content": "hi", "extra_key": 1})
+        out[4],
+        json!({"role": "tool", "tool_call_id": "call_1", "content": "40 C"})
     );
-    assert_eq!(out[2], json!({"role": "assistant", "content": "hello"}));
+}
+
+#[test]
+fn fields_the_openai_sdks_write_never_fail() {
+    let out = translate(json!([
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": null, "refusal": "I can't help with that.",
+         "function_call": null, "tool_calls": null, "audio": null, "annotations": []},
+        {"role": "user", "content": "ok"}
+    ]))
+    .expect("valid");
+    assert_eq!(out[1], json!({"role": "assistant", "content": ""}));
 }
 
 #[test]
@@ -100,12 +118,13 @@ fn audio_and_file_parts_are_400_naming_the_part() {
 }
 
 #[test]
-fn tool_round_trip_keeps_ids() {
+fn tool_round_trip_keeps_ids_and_only_documented_call_fields() {
     let out = translate(json!([
         {"role": "user", "content": "weather?"},
         {"role": "assistant", "content": null, "tool_calls": [
             {"id": "call_1", "type": "function", "index": 0,
-             "function": {"name": "weather", "arguments": "{}"}, "extra": "x"}
+             "function": {"name": "weather", "arguments": "{}", "parsed_arguments": {}}, "extra": "x"},
+            {"id": "call_2", "function": {"name": "time", "arguments": {"tz": "UTC"}}}
         ]},
         {"role": "tool", "tool_call_id": "call_1", "content": "40 C", "name": "weather"}
     ]))
@@ -113,8 +132,10 @@ fn tool_round_trip_keeps_ids() {
     assert_eq!(
         out[1],
         json!({"role": "assistant", "tool_calls": [
-            {"id": "call_1", "type": "function", "index": 0,
-             "function": {"name": "weather", "arguments": "{}"}}
+            {"id": "call_1", "type": "function",
+             "function": {"name": "weather", "arguments": "{}"}},
+            {"id": "call_2", "type": "function",
+             "function": {"name": "time", "arguments": "{\"tz\":\"UTC\"}"}}
         ]})
     );
     assert_eq!(

@@ -21,12 +21,84 @@ fn auth_codes_blame_the_gateway_credential() {
 }
 
 #[test]
-fn message_carries_the_zhipu_code() {
+fn message_is_english_and_ends_with_the_zhipu_code_and_text() {
     let e = zhipu(401, "1002", "Authorization Token非法，请确认");
     assert_eq!(
         e.message,
-        "Authorization Token非法，请确认 (zhipu code 1002)"
+        "The gateway's upstream credential was rejected by Zhipu. (zhipu code 1002: Authorization Token非法，请确认)"
     );
+}
+
+#[test]
+fn model_errors_name_the_model_when_told_it() {
+    let body = r#"{"error":{"code":"1211","message":"模型不存在，请检查模型代码。"}}"#.as_bytes();
+    let e = map_zhipu_error_for(400, body, Some("gpt-4o"));
+    assert_eq!(
+        e.message,
+        "The model `gpt-4o` does not exist or you do not have access to it. (zhipu code 1211: 模型不存在，请检查模型代码。)"
+    );
+    let e = map_zhipu_error(400, body);
+    assert!(
+        e.message
+            .starts_with("The model does not exist or you do not have access to it."),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_error_mapped_without_the_model_can_name_it_afterwards() {
+    let e = name_the_model(zhipu(400, "1211", "模型不存在"), "gpt-4o");
+    assert!(
+        e.message
+            .starts_with("The model `gpt-4o` does not exist or you do not have access to it."),
+        "{e}"
+    );
+    let again = name_the_model(e.clone(), "other");
+    assert_eq!(again.message, e.message);
+    let other = name_the_model(zhipu(429, "1302", "并发"), "gpt-4o");
+    assert!(!other.message.contains("gpt-4o"));
+}
+
+#[test]
+fn every_mapped_code_has_an_english_message() {
+    let english = [
+        ("1000", "upstream credential was rejected"),
+        ("1110", "account is unavailable"),
+        (
+            "1113",
+            "You exceeded your current quota, please check your plan and billing details.",
+        ),
+        ("1210", "invalid parameter"),
+        ("1212", "does not support"),
+        ("1213", "Missing required parameter: 'messages'."),
+        ("1214", "Invalid value for 'top_p'."),
+        ("1215", "conflict"),
+        ("1220", "not available"),
+        ("1221", "does not exist"),
+        ("1230", "You can retry"),
+        ("1231", "duplicate request id"),
+        ("1261", "This model's maximum context length was exceeded."),
+        ("1301", "safety system"),
+        ("1302", "Rate limit reached"),
+        ("1303", "Rate limit reached for requests"),
+        ("1304", "daily request quota"),
+        ("1305", "overloaded"),
+        ("1308", "usage limit"),
+    ];
+    for (code, words) in english {
+        let raw = match code {
+            "1213" => "messages 缺失",
+            "1214" => "top_p参数非法",
+            _ => "原文",
+        };
+        let e = zhipu(400, code, raw);
+        assert!(e.message.contains(words), "{code}: {}", e.message);
+        assert!(
+            e.message.ends_with(&format!("(zhipu code {code}: {raw})")),
+            "{code}: {}",
+            e.message
+        );
+    }
 }
 
 #[test]
@@ -146,14 +218,17 @@ fn numeric_codes_are_accepted() {
     let body = br#"{"error":{"code":1113,"message":"arrears"}}"#;
     let e = map_zhipu_error(429, body);
     assert_error(&e, 429, "insufficient_quota", "insufficient_quota");
-    assert_eq!(e.message, "arrears (zhipu code 1113)");
+    assert!(e.message.ends_with("(zhipu code 1113: arrears)"), "{e}");
 }
 
 #[test]
 fn unknown_code_falls_back_by_status_keeping_the_message() {
     let e = zhipu(503, "9999", "something new");
     assert_error(&e, 502, "server_error", "upstream_error");
-    assert_eq!(e.message, "something new (zhipu code 9999)");
+    assert_eq!(
+        e.message,
+        "The upstream had an error while processing your request. (zhipu code 9999: something new)"
+    );
 }
 
 #[test]
@@ -232,5 +307,5 @@ fn garbage_never_panics() {
 fn long_messages_are_truncated() {
     let long = "错".repeat(5000);
     let e = zhipu(400, "1214", &long);
-    assert!(e.message.chars().count() < MAX_MESSAGE_CHARS + 40);
+    assert!(e.message.chars().count() < MAX_MESSAGE_CHARS + 200);
 }
