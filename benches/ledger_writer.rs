@@ -103,6 +103,7 @@ fn event(i: usize) -> UsageEvent {
         client_disconnected: false,
         cost: Some(0.0004),
         prompt_text: None,
+        emulated: None,
         completion_text: None,
     }
 }

@@ -49,6 +49,10 @@ pub struct UsageEvent {
     pub client_disconnected: bool,
     /// In the price table's currency (CNY); `None` when the model has no price.
     pub cost: Option<f64>,
+    /// What the gateway rewrote to keep a promise Zhipu cannot, and how the check went:
+    /// `json_schema` or `tool_choice`, with `:repaired` or `:invalid` after a failed check.
+    #[serde(default)]
+    pub emulated: Option<String>,
     /// Only with `[usage] store_content = true`.
     pub prompt_text: Option<String>,
     pub completion_text: Option<String>,

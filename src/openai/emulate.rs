@@ -209,8 +209,8 @@ impl Emulation {
             .collect();
         let request = match &self.demand {
             Demand::JsonSchema(_) => format!(
-                "Your previous answer does not match the required JSON Schema:\n{}\nReply again \
-                 with only the corrected JSON, no other text.",
+                "Your previous answer did not match the schema. Validation errors:\n{}\nReply \
+                 again with only the corrected JSON, no other text.",
                 listed.join("\n")
             ),
             Demand::Tool(ToolDemand::Named(name)) => format!(

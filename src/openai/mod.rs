@@ -3,8 +3,8 @@
 
 pub mod chat;
 mod embeddings;
-mod images;
 pub mod emulate;
+mod images;
 mod messages;
 mod params;
 pub mod response;
@@ -14,10 +14,10 @@ pub mod zhipu_error;
 
 pub use chat::{to_glm, ChatCompletionRequest, ChatMessage, GlmChatRequest, Stop, StreamOptions};
 pub use embeddings::{EmbeddingPlan, EmbeddingRequest};
+pub use emulate::Emulation;
 pub use images::{
     image_item, image_url, ImagePlan, ImageRequest, DEFAULT_MODEL as DEFAULT_IMAGE_MODEL,
 };
-pub use emulate::Emulation;
 pub use response::from_glm;
 pub use stream::ChunkRewriter;
 pub use zhipu_error::map_zhipu_error;

@@ -7,11 +7,14 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 
 use super::json::OpenAiJson;
+use super::promise::{keep_promise, mark, Checked};
+use crate::config::EmulationSwitches;
 use crate::error::{ApiError, ApiResult};
 use crate::keys::ApiKey;
-use crate::openai::{from_glm, to_glm, ChatCompletionRequest};
+use crate::openai::{from_glm, to_glm, ChatCompletionRequest, GlmChatRequest};
 use crate::relay::relay_sse;
 use crate::state::AppState;
+use crate::upstream::UpstreamResponse;
 use crate::usage::{Prompt, Tap, UsageTicket};
 
 pub async fn chat_completions(
@@ -21,28 +24,47 @@ pub async fn chat_completions(
     OpenAiJson(request): OpenAiJson<ChatCompletionRequest>,
 ) -> ApiResult<Response> {
     let model = authorize_model(&state, &key, &ticket, &request.model)?;
-    let glm = to_glm(request, &model, ticket.request_id())?;
+    let mut glm = to_glm(request, &model, ticket.request_id())?;
+    let switches = glm.settle_emulation(&state.config.emulation);
     ticket.set_prompt(Prompt::chat(glm.body.get("messages"), ticket.keeps_text()));
     let upstream = state
         .zhipu
         .post_json("/chat/completions", &glm.body, glm.stream);
-    if glm.stream {
+    let (mut response, checked) = if glm.stream {
         let upstream = upstream.await?.expect_event_stream().await?;
         let options = state.relay_options(glm.include_usage);
         let translator = options.chat();
-        return Ok(relay_sse(
-            upstream,
-            translator,
-            options,
-            &state.tasks,
-            &ticket,
-        ));
+        let relayed = relay_sse(upstream, translator, options, &state.tasks, &ticket);
+        (relayed, None)
+    } else {
+        plain_answer(&state, &glm, switches, upstream.await?, &ticket).await?
+    };
+    if let Some(promise) = &glm.emulation {
+        mark(&mut response, &ticket, promise, checked);
     }
-    let answer = from_glm(upstream.await?.json().await?)?;
+    Ok(response)
+}
+
+/// A whole answer, translated, checked against an emulated promise, and tapped for the row.
+async fn plain_answer(
+    state: &AppState,
+    glm: &GlmChatRequest,
+    switches: EmulationSwitches,
+    upstream: UpstreamResponse,
+    ticket: &UsageTicket,
+) -> ApiResult<(Response, Option<Checked>)> {
+    let answer = from_glm(upstream.json().await?)?;
     let mut tap = Tap::new(ticket.keeps_text());
     tap.chat_answer(&answer);
+    let Some(promise) = &glm.emulation else {
+        ticket.answered(tap);
+        return Ok((Json(answer).into_response(), None));
+    };
+    let kept = keep_promise(state, promise, &glm.body, answer, switches, &mut tap).await;
+    // Written before `?`: a failed repair call leaves the tokens spent so far in the row.
     ticket.answered(tap);
-    Ok(Json(answer).into_response())
+    let (answer, checked) = kept?;
+    Ok((Json(answer).into_response(), Some(checked)))
 }
 
 /// Resolves the model the client named, notes both names for the row, and checks the key may

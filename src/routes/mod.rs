@@ -34,6 +34,7 @@ mod health;
 mod images;
 pub mod json;
 mod models;
+mod promise;
 
 pub fn router(state: AppState) -> Router {
     let v1 = Router::new()

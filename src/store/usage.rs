@@ -26,7 +26,7 @@ macro_rules! event_columns {
         "request_id, created_at, api_key_id, team, endpoint, requested_model, upstream_model, \
          streamed, status_code, error_code, prompt_tokens, completion_tokens, total_tokens, \
          cached_tokens, image_count, latency_ms, usage_source, client_disconnected, cost, \
-         prompt_text, completion_text"
+         emulated, prompt_text, completion_text"
     };
 }
 
@@ -61,7 +61,7 @@ const PG_INSERT: &str = concat!(
     ") SELECT * FROM UNNEST($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], \
      $6::text[], $7::text[], $8::bool[], $9::int4[], $10::text[], $11::int8[], $12::int8[], \
      $13::int8[], $14::int8[], $15::int8[], $16::int8[], $17::text[], $18::bool[], \
-     $19::float8[], $20::text[], $21::text[]) ON CONFLICT DO NOTHING"
+     $19::float8[], $20::text[], $21::text[], $22::text[]) ON CONFLICT DO NOTHING"
 );
 
 /// The columns a Postgres rollup reads from the rows it removes.
@@ -218,6 +218,7 @@ async fn insert_postgres(pool: &PgPool, events: &[UsageEvent]) -> Result<u64, sq
         .bind(column(events, |e| e.usage_source.as_str()))
         .bind(column(events, |e| e.client_disconnected))
         .bind(column(events, |e| e.cost))
+        .bind(column(events, |e| e.emulated.as_deref()))
         .bind(column(events, |e| e.prompt_text.as_deref()))
         .bind(column(events, |e| e.completion_text.as_deref()))
         .execute(pool)
@@ -254,6 +255,7 @@ async fn insert_sqlite(pool: &SqlitePool, events: &[UsageEvent]) -> Result<u64, 
                 .push_bind(e.usage_source.as_str())
                 .push_bind(e.client_disconnected)
                 .push_bind(e.cost)
+                .push_bind(&e.emulated)
                 .push_bind(&e.prompt_text)
                 .push_bind(&e.completion_text);
         });

@@ -132,6 +132,7 @@ struct Noted {
     /// Set once the prompt is about to go upstream.
     prompt: Option<Prompt>,
     answer: Option<Tap>,
+    emulated: Option<String>,
 }
 
 impl UsageTicket {
@@ -151,6 +152,11 @@ impl UsageTicket {
 
     pub fn set_prompt(&self, prompt: Prompt) {
         self.noted().prompt = Some(prompt);
+    }
+
+    /// What was rewritten to keep a promise, and how the check went (`usage_events.emulated`).
+    pub fn set_emulated(&self, emulated: impl Into<String>) {
+        self.noted().emulated = Some(emulated.into());
     }
 
     /// A plain answer's tap; its row is written as the response leaves.
@@ -245,6 +251,7 @@ impl Pending {
             usage_source: UsageSource::None,
             client_disconnected: false,
             cost: None,
+            emulated: noted.emulated.clone(),
             prompt_text: noted.prompt.as_ref().and_then(|p| p.text.clone()),
             completion_text: None,
         }

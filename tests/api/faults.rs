@@ -293,6 +293,7 @@ fn stray_row(id: &str, cost: f64) -> glm_gateway::usage::UsageEvent {
         client_disconnected: false,
         cost: Some(cost),
         prompt_text: None,
+        emulated: None,
         completion_text: None,
     }
 }

@@ -238,6 +238,7 @@ pub struct UsageRow {
     pub usage_source: String,
     pub client_disconnected: bool,
     pub cost: Option<f64>,
+    pub emulated: Option<String>,
     pub prompt_text: Option<String>,
     pub completion_text: Option<String>,
 }
@@ -246,7 +247,7 @@ pub async fn usage_rows(db: &Db) -> Vec<UsageRow> {
     const SQL: &str = "SELECT request_id, api_key_id, team, endpoint, requested_model, upstream_model, \
         streamed, CAST(status_code AS BIGINT) AS status_code, error_code, prompt_tokens, completion_tokens, \
         total_tokens, image_count, latency_ms, usage_source, client_disconnected, CAST(cost AS DOUBLE PRECISION) AS cost, \
-        prompt_text, completion_text FROM usage_events ORDER BY created_at, request_id";
+        emulated, prompt_text, completion_text FROM usage_events ORDER BY created_at, request_id";
     let rows = match db {
         Db::Postgres(pool) => sqlx::query_as(SQL).fetch_all(pool).await,
         Db::Sqlite(pool) => {

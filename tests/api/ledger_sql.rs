@@ -62,6 +62,7 @@ fn event(id: &str, at: &str, key: &str, team: &str, model: Option<&str>) -> Usag
         client_disconnected: false,
         cost: Some(0.0),
         prompt_text: None,
+        emulated: None,
         completion_text: None,
     }
 }

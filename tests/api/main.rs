@@ -15,3 +15,4 @@ mod images;
 mod ledger;
 mod ledger_sql;
 mod operations;
+mod promises;

@@ -28,6 +28,7 @@ pub(crate) fn event(id: &str) -> UsageEvent {
         client_disconnected: false,
         cost: Some(0.0012),
         prompt_text: None,
+        emulated: None,
         completion_text: None,
     }
 }
