@@ -1,19 +1,211 @@
 //! The one error type of the request path. Whatever goes wrong, a client sees OpenAI's shape:
 //! `{"error":{"message","type","param","code"}}` with the matching status and retry hints.
-
-use std::borrow::Cow;
+//! The codes are an enum: its `as_str` values are also stored in `usage_events.error_code`
+//! (listed in `docs/dashboards.md`), so they change only on purpose.
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
+/// Every code a client can get and the ledger can store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    // The request, as the gateway judges it.
+    InvalidRequest,
+    InvalidJson,
+    RequestTooLarge,
+    UnknownUrl,
+    MethodNotAllowed,
+    UnsupportedEndpoint,
+    MissingApiKey,
+    InvalidApiKey,
+    ApiKeyRevoked,
+    ApiKeyExpired,
+    InvalidAdminToken,
+    KeyNotFound,
+    ModelNotAllowed,
+    RateLimitExceeded,
+    InsufficientQuota,
+    /// The client left before the answer began (a row-only code, as web servers log 499).
+    ClientClosedRequest,
+    // What Zhipu said about the request.
+    ModelNotFound,
+    ModelNotPermitted,
+    ContextLengthExceeded,
+    ContentFilter,
+    DuplicateRequestId,
+    DailyQuotaExceeded,
+    UsageLimitReached,
+    // The upstream failing.
+    UpstreamAuthFailed,
+    UpstreamAccountUnavailable,
+    UpstreamForbidden,
+    UpstreamNotFound,
+    UpstreamNotConfigured,
+    UpstreamUnreachable,
+    UpstreamError,
+    UpstreamInvalidResponse,
+    UpstreamStreamIncomplete,
+    UpstreamNetworkError,
+    UpstreamOverloaded,
+    UpstreamTimeout,
+    UpstreamImageHost,
+    UpstreamImageUnavailable,
+    UpstreamImageTooLarge,
+    // The gateway itself.
+    InternalError,
+    GatewayShuttingDown,
+    /// A stream cut off by the gateway stopping (a row-only code).
+    StreamInterrupted,
+}
+
+impl ErrorCode {
+    /// The `code` clients see and `usage_events.error_code` stores.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidJson => "invalid_json",
+            Self::RequestTooLarge => "request_too_large",
+            Self::UnknownUrl => "unknown_url",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::UnsupportedEndpoint => "unsupported_endpoint",
+            Self::MissingApiKey => "missing_api_key",
+            Self::InvalidApiKey => "invalid_api_key",
+            Self::ApiKeyRevoked => "api_key_revoked",
+            Self::ApiKeyExpired => "api_key_expired",
+            Self::InvalidAdminToken => "invalid_admin_token",
+            Self::KeyNotFound => "key_not_found",
+            Self::ModelNotAllowed => "model_not_allowed",
+            Self::RateLimitExceeded => "rate_limit_exceeded",
+            Self::InsufficientQuota => "insufficient_quota",
+            Self::ClientClosedRequest => "client_closed_request",
+            Self::ModelNotFound => "model_not_found",
+            Self::ModelNotPermitted => "model_not_permitted",
+            Self::ContextLengthExceeded => "context_length_exceeded",
+            Self::ContentFilter => "content_filter",
+            Self::DuplicateRequestId => "duplicate_request_id",
+            Self::DailyQuotaExceeded => "daily_quota_exceeded",
+            Self::UsageLimitReached => "usage_limit_reached",
+            Self::UpstreamAuthFailed => "upstream_auth_failed",
+            Self::UpstreamAccountUnavailable => "upstream_account_unavailable",
+            Self::UpstreamForbidden => "upstream_forbidden",
+            Self::UpstreamNotFound => "upstream_not_found",
+            Self::UpstreamNotConfigured => "upstream_not_configured",
+            Self::UpstreamUnreachable => "upstream_unreachable",
+            Self::UpstreamError => "upstream_error",
+            Self::UpstreamInvalidResponse => "upstream_invalid_response",
+            Self::UpstreamStreamIncomplete => "upstream_stream_incomplete",
+            Self::UpstreamNetworkError => "upstream_network_error",
+            Self::UpstreamOverloaded => "upstream_overloaded",
+            Self::UpstreamTimeout => "upstream_timeout",
+            Self::UpstreamImageHost => "upstream_image_host",
+            Self::UpstreamImageUnavailable => "upstream_image_unavailable",
+            Self::UpstreamImageTooLarge => "upstream_image_too_large",
+            Self::InternalError => "internal_error",
+            Self::GatewayShuttingDown => "gateway_shutting_down",
+            Self::StreamInterrupted => "stream_interrupted",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::InvalidRequest
+            | Self::InvalidJson
+            | Self::UnsupportedEndpoint
+            | Self::ContextLengthExceeded
+            | Self::ContentFilter
+            | Self::DuplicateRequestId => StatusCode::BAD_REQUEST,
+            Self::MissingApiKey
+            | Self::InvalidApiKey
+            | Self::ApiKeyRevoked
+            | Self::ApiKeyExpired
+            | Self::InvalidAdminToken => StatusCode::UNAUTHORIZED,
+            Self::ModelNotAllowed
+            | Self::ModelNotPermitted
+            | Self::UpstreamAccountUnavailable
+            | Self::UpstreamForbidden => StatusCode::FORBIDDEN,
+            Self::UnknownUrl | Self::KeyNotFound | Self::ModelNotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RateLimitExceeded
+            | Self::InsufficientQuota
+            | Self::DailyQuotaExceeded
+            | Self::UsageLimitReached => StatusCode::TOO_MANY_REQUESTS,
+            Self::ClientClosedRequest => {
+                StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST)
+            }
+            Self::UpstreamAuthFailed
+            | Self::UpstreamNotFound
+            | Self::UpstreamNotConfigured
+            | Self::UpstreamUnreachable
+            | Self::UpstreamError
+            | Self::UpstreamInvalidResponse
+            | Self::UpstreamStreamIncomplete
+            | Self::UpstreamNetworkError
+            | Self::UpstreamImageHost
+            | Self::UpstreamImageUnavailable
+            | Self::UpstreamImageTooLarge => StatusCode::BAD_GATEWAY,
+            Self::UpstreamOverloaded | Self::GatewayShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+            // Recorded for a stream whose 200 had already gone out.
+            Self::StreamInterrupted => StatusCode::OK,
+        }
+    }
+
+    /// OpenAI's `type`.
+    pub fn error_type(self) -> &'static str {
+        match self {
+            Self::ModelNotAllowed
+            | Self::ModelNotPermitted
+            | Self::UpstreamAccountUnavailable
+            | Self::UpstreamForbidden => "permission_error",
+            Self::RateLimitExceeded | Self::DailyQuotaExceeded | Self::UsageLimitReached => {
+                "rate_limit_error"
+            }
+            Self::InsufficientQuota => "insufficient_quota",
+            Self::InvalidRequest
+            | Self::InvalidJson
+            | Self::RequestTooLarge
+            | Self::UnknownUrl
+            | Self::MethodNotAllowed
+            | Self::UnsupportedEndpoint
+            | Self::MissingApiKey
+            | Self::InvalidApiKey
+            | Self::ApiKeyRevoked
+            | Self::ApiKeyExpired
+            | Self::InvalidAdminToken
+            | Self::KeyNotFound
+            | Self::ClientClosedRequest
+            | Self::ModelNotFound
+            | Self::ContextLengthExceeded
+            | Self::ContentFilter
+            | Self::DuplicateRequestId => "invalid_request_error",
+            Self::UpstreamAuthFailed
+            | Self::UpstreamNotFound
+            | Self::UpstreamNotConfigured
+            | Self::UpstreamUnreachable
+            | Self::UpstreamError
+            | Self::UpstreamInvalidResponse
+            | Self::UpstreamStreamIncomplete
+            | Self::UpstreamNetworkError
+            | Self::UpstreamOverloaded
+            | Self::UpstreamTimeout
+            | Self::UpstreamImageHost
+            | Self::UpstreamImageUnavailable
+            | Self::UpstreamImageTooLarge
+            | Self::InternalError
+            | Self::GatewayShuttingDown
+            | Self::StreamInterrupted => "server_error",
+        }
+    }
+}
+
 /// An error as a client sees it. Internal causes are logged where they happen and never leak
 /// into `message`.
 #[derive(Debug, Clone)]
 pub struct ApiError {
-    pub status: StatusCode,
-    pub error_type: &'static str,
-    pub code: Option<Cow<'static, str>>,
+    pub code: ErrorCode,
     pub message: String,
     pub param: Option<String>,
     /// `Some(false)` sends `x-should-retry: false`, which stops the OpenAI SDKs' retry loop
@@ -24,11 +216,9 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, error_type: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            status,
-            error_type,
-            code: None,
+            code,
             message: message.into(),
             param: None,
             should_retry: None,
@@ -36,53 +226,28 @@ impl ApiError {
         }
     }
 
-    /// 400 `invalid_request_error`.
+    /// 400 `invalid_request`, the usual answer to a bad field (name it with `param`).
     pub fn invalid_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", message)
-    }
-
-    /// 401 for a missing, unknown, revoked or expired downstream key.
-    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "invalid_request_error", message).code(code)
-    }
-
-    /// 403 `permission_error`.
-    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "permission_error", message).code(code)
-    }
-
-    /// 404 `invalid_request_error`.
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "invalid_request_error", message).code(code)
-    }
-
-    /// 502 for an upstream that failed or answered something unusable.
-    pub fn bad_gateway(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_GATEWAY, "server_error", message).code(code)
+        Self::new(ErrorCode::InvalidRequest, message)
     }
 
     /// 504 for an upstream that did not answer in time. Not to be retried by the SDKs: the
     /// upstream may well still be generating (and billing) the first attempt.
     pub fn upstream_timeout(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::GATEWAY_TIMEOUT, "server_error", message)
-            .code("upstream_timeout")
-            .no_retry()
+        Self::new(ErrorCode::UpstreamTimeout, message).no_retry()
     }
 
     /// 500 with a generic message; the cause is logged here and stays out of the response.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
         Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
+            ErrorCode::InternalError,
             "The gateway had an internal error. Please try again.",
         )
-        .code("internal_error")
     }
 
-    pub fn code(mut self, code: impl Into<Cow<'static, str>>) -> Self {
-        self.code = Some(code.into());
-        self
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
     }
 
     pub fn param(mut self, param: impl Into<String>) -> Self {
@@ -105,11 +270,17 @@ impl ApiError {
         json!({
             "error": {
                 "message": self.message,
-                "type": self.error_type,
+                "type": self.code.error_type(),
                 "param": self.param,
-                "code": self.code,
+                "code": self.code.as_str(),
             }
         })
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::internal(&error)
     }
 }
 
@@ -118,8 +289,8 @@ impl std::fmt::Display for ApiError {
         write!(
             f,
             "{} {}: {}",
-            self.status.as_u16(),
-            self.error_type,
+            self.status().as_u16(),
+            self.code.as_str(),
             self.message
         )
     }
@@ -129,7 +300,7 @@ impl std::error::Error for ApiError {}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (self.status, axum::Json(self.body())).into_response();
+        let mut response = (self.status(), axum::Json(self.body())).into_response();
         let headers = response.headers_mut();
         if let Some(retry) = self.should_retry {
             let value = if retry { "true" } else { "false" };
@@ -150,23 +321,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn body_has_all_four_fields_even_when_empty() {
+    fn body_has_all_four_fields() {
         let body = ApiError::invalid_request("bad").body();
         let error = &body["error"];
         assert_eq!(error["message"], "bad");
         assert_eq!(error["type"], "invalid_request_error");
         assert!(error.get("param").is_some_and(Value::is_null));
-        assert!(error.get("code").is_some_and(Value::is_null));
+        assert_eq!(error["code"], "invalid_request");
     }
 
     #[test]
     fn retry_hints_become_headers() {
-        let response = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "slow")
+        let response = ApiError::new(ErrorCode::RateLimitExceeded, "slow")
             .no_retry()
             .retry_after(3)
             .into_response();
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers()["x-should-retry"], "false");
         assert_eq!(response.headers()["retry-after"], "3");
+    }
+
+    #[test]
+    fn client_codes_are_4xx_and_upstream_codes_5xx() {
+        assert_eq!(ErrorCode::ClientClosedRequest.status().as_u16(), 499);
+        for code in [ErrorCode::UpstreamError, ErrorCode::UpstreamTimeout] {
+            assert!(code.status().is_server_error());
+            assert_eq!(code.error_type(), "server_error");
+        }
+        assert!(ErrorCode::ModelNotAllowed.status().is_client_error());
     }
 }

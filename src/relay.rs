@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::openai::stream::{ChunkRewriter, UpstreamEvent};
 use crate::upstream::UpstreamResponse;
 use crate::usage::{StreamEnd, Tap, UsageTicket};
@@ -59,8 +59,7 @@ impl StreamTranslator for ChunkRewriter {
     }
 
     fn error_code(&self) -> Option<String> {
-        self.error()
-            .and_then(|e| e.code.as_deref().map(String::from))
+        self.error().map(|e| e.code.as_str().to_owned())
     }
 }
 
@@ -136,8 +135,8 @@ async fn pump(
             Ok(Some(Ok(event))) => rewriter.push(&event.data, &mut tap),
             Ok(Some(Err(Interrupted::Upstream(error)))) => {
                 tracing::warn!(%error, "upstream stream failed");
-                rewriter.finish(Some(&ApiError::bad_gateway(
-                    "upstream_error",
+                rewriter.finish(Some(&ApiError::new(
+                    ErrorCode::UpstreamError,
                     "The upstream stream failed.",
                 )))
             }
@@ -203,9 +202,7 @@ enum Interrupted {
 
 fn shutting_down() -> ApiError {
     ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "server_error",
+        ErrorCode::GatewayShuttingDown,
         "The gateway is shutting down; the answer was cut short.",
     )
-    .code("gateway_shutting_down")
 }

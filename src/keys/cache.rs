@@ -16,7 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use super::lookup::MissLookups;
 use super::{parse, ApiKey};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::store::Db;
 
 /// A snapshot of all keys by id. Reloads replace it whole; a reload that fails keeps the last
@@ -139,8 +139,8 @@ impl KeyCache {
     /// does not reveal which ids exist.
     pub async fn authenticate(&self, presented: &str) -> Result<Arc<ApiKey>, ApiError> {
         let incorrect = || {
-            ApiError::unauthorized(
-                "invalid_api_key",
+            ApiError::new(
+                ErrorCode::InvalidApiKey,
                 "Incorrect API key provided. Keys look like sk-glm-<id>-<secret>.",
             )
         };
@@ -154,14 +154,14 @@ impl KeyCache {
             return Err(incorrect());
         }
         if key.revoked_at.is_some() {
-            return Err(ApiError::unauthorized(
-                "api_key_revoked",
+            return Err(ApiError::new(
+                ErrorCode::ApiKeyRevoked,
                 "This API key has been revoked.",
             ));
         }
         if key.expires_at.is_some_and(|at| at <= Utc::now()) {
-            return Err(ApiError::unauthorized(
-                "api_key_expired",
+            return Err(ApiError::new(
+                ErrorCode::ApiKeyExpired,
                 "This API key has expired.",
             ));
         }

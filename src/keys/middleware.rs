@@ -10,7 +10,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::KeyCache;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 pub async fn require_api_key(
     State(keys): State<Arc<KeyCache>>,
@@ -18,8 +18,8 @@ pub async fn require_api_key(
     next: Next,
 ) -> Response {
     let Some(presented) = bearer_token(request.headers()) else {
-        return ApiError::unauthorized(
-            "missing_api_key",
+        return ApiError::new(
+            ErrorCode::MissingApiKey,
             "You didn't provide an API key. Send it as `Authorization: Bearer <key>`.",
         )
         .into_response();

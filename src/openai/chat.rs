@@ -1,67 +1,13 @@
-//! The chat completion request as OpenAI clients send it, and its translation into the body of
-//! Zhipu's `/chat/completions`. Values are moved from the request into the body, never copied.
+//! The chat completion request's translation into the body of Zhipu's `/chat/completions`.
+//! Values are moved from the request into the body, never copied.
 
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::emulate::{self, Emulation};
+use super::request::ChatCompletionRequest;
 use super::{messages, params};
+use crate::config::{EmulationConfig, EmulationSwitches};
 use crate::error::{ApiError, ApiResult};
-
-/// An OpenAI chat completion request as clients send it. Known OpenAI fields are typed (so a
-/// wrong type is a 400 naming the field); everything else is kept in `extra` and passed to Zhipu
-/// untouched, which is how GLM-only fields (do_sample, thinking, meta, tool_stream, user_id,
-/// sensitive_word_check, watermark_enabled, extra, request_id…) stay reachable through
-/// `extra_body`.
-#[derive(Debug, Deserialize)]
-pub struct ChatCompletionRequest {
-    pub model: String,
-    pub messages: Vec<ChatMessage>,
-    pub stream: Option<bool>,
-    pub stream_options: Option<StreamOptions>,
-    pub temperature: Option<f64>,
-    pub top_p: Option<f64>,
-    pub max_tokens: Option<i64>,
-    pub max_completion_tokens: Option<i64>,
-    pub stop: Option<Stop>,
-    pub user: Option<String>,
-    pub safety_identifier: Option<String>,
-    pub n: Option<i64>,
-    pub logprobs: Option<bool>,
-    pub tools: Option<Vec<Value>>,
-    pub tool_choice: Option<Value>,
-    pub response_format: Option<Value>,
-    pub functions: Option<Vec<Value>>,
-    pub function_call: Option<Value>,
-    pub modalities: Option<Vec<String>>,
-    pub audio: Option<Value>,
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
-
-/// One message. Unknown keys are passed upstream, except the OpenAI-only ones dropped in
-/// translation (`name`, `refusal`, `audio`, `annotations`, `function_call`).
-#[derive(Debug, Deserialize)]
-pub struct ChatMessage {
-    pub role: String,
-    pub content: Option<Value>,
-    pub tool_calls: Option<Vec<Value>>,
-    pub tool_call_id: Option<String>,
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct StreamOptions {
-    pub include_usage: Option<bool>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged, expecting = "a string or an array of strings")]
-pub enum Stop {
-    One(String),
-    Many(Vec<String>),
-}
 
 /// The body for Zhipu plus what the gateway itself needs to know about the answer.
 #[derive(Debug)]
@@ -175,6 +121,26 @@ fn reject_unsupported(req: &ChatCompletionRequest) -> ApiResult<()> {
         );
     }
     Ok(())
+}
+
+impl GlmChatRequest {
+    /// Applies the `[emulation]` switches for the body's model: where the one this request
+    /// needs is off, the rewrite is undone and `emulation` becomes `None`. Returns the switches,
+    /// for `repair_attempts`.
+    pub fn settle_emulation(&mut self, config: &EmulationConfig) -> EmulationSwitches {
+        let model = self.body.get("model").and_then(Value::as_str).unwrap_or("");
+        let switches = config.for_model(model);
+        if self
+            .emulation
+            .as_ref()
+            .is_some_and(|e| !e.switched_on(&switches))
+        {
+            if let Some(emulation) = self.emulation.take() {
+                emulation.undo(&mut self.body);
+            }
+        }
+        switches
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 
 /// Zhipu's per-call limit for embedding-3 (embedding-2 is bounded by tokens; the same
 /// count keeps its calls well inside that).
@@ -207,8 +207,8 @@ fn vector_items(answer: &Value, expected: usize) -> ApiResult<Vec<(usize, &[Valu
 }
 
 fn invalid_answer() -> ApiError {
-    ApiError::bad_gateway(
-        "upstream_invalid_response",
+    ApiError::new(
+        ErrorCode::UpstreamInvalidResponse,
         "The upstream's embeddings answer is not in the expected shape.",
     )
 }

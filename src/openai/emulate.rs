@@ -23,9 +23,8 @@
 
 use serde_json::{json, Map, Value};
 
-use super::chat::GlmChatRequest;
 use super::tools::{self, function_name, SchemaDemand, ToolDemand};
-use crate::config::{EmulationConfig, EmulationSwitches};
+use crate::config::EmulationSwitches;
 use crate::error::{ApiError, ApiResult};
 
 /// Validation errors listed in a repair request, at most.
@@ -130,30 +129,15 @@ fn system(text: &str) -> Value {
     json!({"role": "system", "content": text})
 }
 
-impl GlmChatRequest {
-    /// Applies the `[emulation]` switches for the body's model: where the one this request
-    /// needs is off, the rewrite is undone and `emulation` becomes `None`. Returns the switches,
-    /// for `repair_attempts`.
-    pub fn settle_emulation(&mut self, config: &EmulationConfig) -> EmulationSwitches {
-        let model = self.body.get("model").and_then(Value::as_str).unwrap_or("");
-        let switches = config.for_model(model);
-        let Some(emulation) = &self.emulation else {
-            return switches;
-        };
-        let on = match emulation.demand {
+impl Emulation {
+    /// Whether the per-model switches keep this emulation on.
+    pub fn switched_on(&self, switches: &EmulationSwitches) -> bool {
+        match self.demand {
             Demand::JsonSchema(_) => switches.json_schema,
             Demand::Tool(_) => switches.tool_choice,
-        };
-        if !on {
-            if let Some(emulation) = self.emulation.take() {
-                emulation.undo(&mut self.body);
-            }
         }
-        switches
     }
-}
 
-impl Emulation {
     /// The value of the `x-glm-gateway-emulated` response header.
     pub fn header_value(&self) -> &'static str {
         match self.demand {
@@ -237,7 +221,7 @@ impl Emulation {
     }
 
     /// Back to the plain downgrade: no instruction, every tool.
-    fn undo(self, body: &mut Map<String, Value>) {
+    pub(crate) fn undo(self, body: &mut Map<String, Value>) {
         if let Some(Value::Array(messages)) = body.get_mut("messages") {
             let ours = messages
                 .first()

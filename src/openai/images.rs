@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::params::apply_user;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 
 /// The CogView models with the §6 sizes; `glm-image` has its own.
 const COGVIEW: &[&str] = &["cogview-4", "cogview-4-250304", "cogview-3-flash"];
@@ -125,8 +125,8 @@ pub fn image_url(answer: &Value) -> ApiResult<&str> {
         .pointer("/data/0/url")
         .and_then(Value::as_str)
         .ok_or_else(|| {
-            ApiError::bad_gateway(
-                "upstream_invalid_response",
+            ApiError::new(
+                ErrorCode::UpstreamInvalidResponse,
                 "The upstream's image answer has no image URL.",
             )
         })

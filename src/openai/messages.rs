@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value};
 
-use super::chat::ChatMessage;
+use super::request::ChatMessage;
 use crate::error::{ApiError, ApiResult};
 
 pub(crate) fn to_glm(messages: Vec<ChatMessage>) -> ApiResult<Vec<Value>> {

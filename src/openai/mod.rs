@@ -1,5 +1,5 @@
 //! OpenAI wire shapes and their translation to and from Zhipu's: chat (whole or streamed),
-//! embeddings, images, and Zhipu's errors. Pure and synchronous; the callers do the I/O.
+//! embeddings and images. Pure and synchronous; the callers do the I/O.
 
 pub mod chat;
 mod embeddings;
@@ -7,17 +7,17 @@ pub mod emulate;
 mod images;
 mod messages;
 mod params;
+pub mod request;
 pub mod response;
 pub mod stream;
 mod tools;
-pub mod zhipu_error;
 
-pub use chat::{to_glm, ChatCompletionRequest, ChatMessage, GlmChatRequest, Stop, StreamOptions};
+pub use chat::{to_glm, GlmChatRequest};
 pub use embeddings::{EmbeddingPlan, EmbeddingRequest};
 pub use emulate::Emulation;
 pub use images::{
     image_item, image_url, ImagePlan, ImageRequest, DEFAULT_MODEL as DEFAULT_IMAGE_MODEL,
 };
+pub use request::{ChatCompletionRequest, ChatMessage, Stop, StreamOptions};
 pub use response::from_glm;
 pub use stream::ChunkRewriter;
-pub use zhipu_error::map_zhipu_error;

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::chat::Stop;
+use super::request::Stop;
 use crate::error::{ApiError, ApiResult};
 
 /// What a GLM model accepts, derived from its name.

@@ -3,8 +3,8 @@
 
 use serde_json::Value;
 
-use super::zhipu_error::map_zhipu_value;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::upstream::map_zhipu_value;
 
 /// A Zhipu `finish_reason` as OpenAI clients may see it.
 pub(crate) enum FinishReason {
@@ -27,8 +27,8 @@ pub(crate) fn map_finish_reason(reason: &str) -> FinishReason {
 }
 
 pub(crate) fn network_error() -> ApiError {
-    ApiError::bad_gateway(
-        "upstream_network_error",
+    ApiError::new(
+        ErrorCode::UpstreamNetworkError,
         "the upstream model reported a network error before the answer was complete",
     )
 }
@@ -48,8 +48,8 @@ pub fn from_glm(mut glm: Value) -> ApiResult<Value> {
         return Err(map_zhipu_value(200, &glm));
     }
     let Some(answer) = glm.as_object_mut() else {
-        return Err(ApiError::bad_gateway(
-            "upstream_invalid_response",
+        return Err(ApiError::new(
+            ErrorCode::UpstreamInvalidResponse,
             "upstream answered with a body that is not a JSON object",
         ));
     };
@@ -128,8 +128,8 @@ mod tests {
     #[test]
     fn network_error_is_a_502() {
         let e = from_glm(answer("network_error")).expect_err("error");
-        assert_eq!(e.status.as_u16(), 502);
-        assert_eq!(e.code.as_deref(), Some("upstream_network_error"));
+        assert_eq!(e.status().as_u16(), 502);
+        assert_eq!(Some(e.code.as_str()), Some("upstream_network_error"));
     }
 
     #[test]
@@ -150,15 +150,15 @@ mod tests {
     fn an_error_inside_a_200_is_an_error() {
         let glm = json!({"error": {"code": "1113", "message": "余额不足"}});
         let e = from_glm(glm).expect_err("error");
-        assert_eq!(e.status.as_u16(), 429);
-        assert_eq!(e.code.as_deref(), Some("insufficient_quota"));
+        assert_eq!(e.status().as_u16(), 429);
+        assert_eq!(Some(e.code.as_str()), Some("insufficient_quota"));
         let e = from_glm(json!({"error": "boom"})).expect_err("error");
-        assert_eq!(e.status.as_u16(), 502);
+        assert_eq!(e.status().as_u16(), 502);
     }
 
     #[test]
     fn a_non_object_is_a_502() {
         let e = from_glm(json!([1, 2])).expect_err("error");
-        assert_eq!(e.status.as_u16(), 502);
+        assert_eq!(e.status().as_u16(), 502);
     }
 }

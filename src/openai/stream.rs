@@ -7,8 +7,8 @@ use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
 use super::response::{ensure_function_type, map_finish_reason, network_error, FinishReason};
-use super::zhipu_error::map_zhipu_value;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::upstream::map_zhipu_value;
 
 const DONE: &[u8] = b"data: [DONE]\n\n";
 
@@ -99,8 +99,8 @@ impl ChunkRewriter {
             UpstreamEvent::Blank => return Vec::new(),
             UpstreamEvent::Done => return self.end(),
             UpstreamEvent::Invalid => {
-                return self.fail(ApiError::bad_gateway(
-                    "upstream_invalid_response",
+                return self.fail(ApiError::new(
+                    ErrorCode::UpstreamInvalidResponse,
                     "upstream sent a stream event that is not valid JSON",
                 ))
             }
@@ -127,8 +127,8 @@ impl ChunkRewriter {
             return self.end();
         }
         let error = failure.cloned().unwrap_or_else(|| {
-            ApiError::bad_gateway(
-                "upstream_stream_incomplete",
+            ApiError::new(
+                ErrorCode::UpstreamStreamIncomplete,
                 "upstream stream ended before the answer was complete",
             )
         });
@@ -188,8 +188,8 @@ impl ChunkRewriter {
     /// chunk held before it when this one takes over the finish.
     fn rewrite(&mut self, chunk: Value) -> ApiResult<Vec<Bytes>> {
         let Value::Object(mut chunk) = chunk else {
-            return Err(ApiError::bad_gateway(
-                "upstream_invalid_response",
+            return Err(ApiError::new(
+                ErrorCode::UpstreamInvalidResponse,
                 "upstream sent a stream event that is not a JSON object",
             ));
         };

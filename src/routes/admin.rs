@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
 use super::json::OpenAiJson;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::keys::admin::{create_key, CreateKey, KeyView};
 use crate::keys::{bearer_token, ApiKey};
 use crate::state::AppState;
@@ -32,8 +32,8 @@ pub async fn require_admin(
     if allowed {
         next.run(request).await
     } else {
-        ApiError::unauthorized(
-            "invalid_admin_token",
+        ApiError::new(
+            ErrorCode::InvalidAdminToken,
             "The admin API needs `Authorization: Bearer <GLM_GATEWAY_ADMIN_TOKEN>`.",
         )
         .into_response()
@@ -70,7 +70,7 @@ pub async fn revoke(
         .await
         .map_err(|e| ApiError::internal(&e))?;
     let record = record.ok_or_else(|| {
-        ApiError::not_found("key_not_found", format!("No key has the id `{id}`."))
+        ApiError::new(ErrorCode::KeyNotFound, format!("No key has the id `{id}`."))
     })?;
     if let Some(key) = ApiKey::from_record(&record) {
         state.keys.insert(key);

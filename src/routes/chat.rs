@@ -9,7 +9,7 @@ use axum::{Extension, Json};
 use super::json::OpenAiJson;
 use super::promise::{keep_promise, mark, Checked};
 use crate::config::EmulationSwitches;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::keys::ApiKey;
 use crate::openai::{from_glm, to_glm, ChatCompletionRequest, GlmChatRequest};
 use crate::relay::relay_sse;
@@ -83,8 +83,8 @@ pub fn authorize_model(
     let upstream = state.config.models.resolve(requested);
     ticket.set_models(requested, upstream);
     if !key.allows_model(requested, upstream) {
-        return Err(ApiError::forbidden(
-            "model_not_allowed",
+        return Err(ApiError::new(
+            ErrorCode::ModelNotAllowed,
             format!("This API key may not use the model `{requested}`."),
         )
         .param("model"));

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::chat::authorize_model;
 use super::json::OpenAiJson;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::keys::ApiKey;
 use crate::openai::{image_item, image_url, ImagePlan, ImageRequest, DEFAULT_IMAGE_MODEL};
 use crate::state::AppState;
@@ -91,8 +91,8 @@ pub async fn unsupported(uri: axum::http::Uri) -> ApiError {
         true => "image edits",
         false => "image variations",
     };
-    ApiError::invalid_request(format!(
-        "CogView does not offer {what}; this gateway serves /v1/images/generations only."
-    ))
-    .code("unsupported_endpoint")
+    ApiError::new(
+        ErrorCode::UnsupportedEndpoint,
+        format!("CogView does not offer {what}; this gateway serves /v1/images/generations only."),
+    )
 }

@@ -7,7 +7,7 @@ use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// Unlike `axum::Json` it does not insist on a `Content-Type` header: curl users forget it, and
 /// the body is JSON or an error either way.
@@ -34,10 +34,9 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let path = error.path().to_string();
         let inner = error.into_inner();
         if inner.is_syntax() || inner.is_eof() {
-            return ApiError::invalid_request(format!(
+            return ApiError::new(ErrorCode::InvalidJson, format!(
                 "We could not parse the JSON body of your request ({inner}). The body must be valid JSON."
-            ))
-            .code("invalid_json");
+            ));
         }
         let message = inner.to_string();
         let error = ApiError::invalid_request(format!("Invalid request body: {message}"));
@@ -51,22 +50,17 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         }
     })?;
     deserializer.end().map_err(|e| {
-        ApiError::invalid_request(format!(
-            "We could not parse the JSON body of your request ({e})."
-        ))
-        .code("invalid_json")
+        ApiError::new(
+            ErrorCode::InvalidJson,
+            format!("We could not parse the JSON body of your request ({e})."),
+        )
     })?;
     Ok(value)
 }
 
 fn body_error(rejection: BytesRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "invalid_request_error",
-            "The request body is too large.",
-        )
-        .code("request_too_large")
+        ApiError::new(ErrorCode::RequestTooLarge, "The request body is too large.")
     } else {
         ApiError::invalid_request(format!("The request body could not be read: {rejection}"))
     }
@@ -89,13 +83,13 @@ mod tests {
     #[test]
     fn errors_name_the_field_and_status() {
         let missing = parse::<Body>(br#"{"nested":[1]}"#).unwrap_err();
-        assert_eq!(missing.status, StatusCode::BAD_REQUEST);
+        assert_eq!(missing.status(), StatusCode::BAD_REQUEST);
         assert_eq!(missing.param.as_deref(), Some("model"));
         let wrong = parse::<Body>(br#"{"model":"m","nested":[1,"x"]}"#).unwrap_err();
         assert_eq!(wrong.param.as_deref(), Some("nested[1]"));
         let syntax = parse::<Body>(b"{\"model\":").unwrap_err();
-        assert_eq!(syntax.code.as_deref(), Some("invalid_json"));
+        assert_eq!(Some(syntax.code.as_str()), Some("invalid_json"));
         let trailing = parse::<Body>(br#"{"model":"m"} x"#).unwrap_err();
-        assert_eq!(trailing.code.as_deref(), Some("invalid_json"));
+        assert_eq!(Some(trailing.code.as_str()), Some("invalid_json"));
     }
 }

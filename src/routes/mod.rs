@@ -21,7 +21,7 @@ use axum::routing::{delete, get, post};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::keys::require_api_key;
 use crate::request_id::RequestId;
 use crate::state::AppState;
@@ -100,19 +100,17 @@ fn route_label(path: &str) -> &'static str {
 }
 
 async fn not_found(method: Method, uri: Uri) -> ApiError {
-    ApiError::not_found(
-        "unknown_url",
+    ApiError::new(
+        ErrorCode::UnknownUrl,
         format!("Unknown request URL: {method} {}.", uri.path()),
     )
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     ApiError::new(
-        axum::http::StatusCode::METHOD_NOT_ALLOWED,
-        "invalid_request_error",
+        ErrorCode::MethodNotAllowed,
         format!("Method {method} is not allowed for {}.", uri.path()),
     )
-    .code("method_not_allowed")
 }
 
 fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {

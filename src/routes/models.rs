@@ -10,7 +10,7 @@ use axum::{Extension, Json};
 use serde_json::{json, Value};
 
 use crate::config::{Config, COMMON_OPENAI_MODELS};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::keys::ApiKey;
 use crate::state::AppState;
 
@@ -36,8 +36,8 @@ pub async fn retrieve_model(
     if may_send(&state.config, &key, &id) {
         Ok(Json(model_object(&id)))
     } else {
-        Err(ApiError::not_found(
-            "model_not_found",
+        Err(ApiError::new(
+            ErrorCode::ModelNotFound,
             format!("The model `{id}` does not exist or you do not have access to it."),
         )
         .param("model"))

@@ -6,7 +6,7 @@ use futures_util::StreamExt;
 
 use super::transport_error;
 use crate::config::ImagesConfig;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 
 pub struct ImageFetcher {
     http: reqwest::Client,
@@ -60,8 +60,8 @@ impl ImageFetcher {
     pub async fn fetch(&self, url: &str) -> ApiResult<Bytes> {
         if !self.allows(url) {
             tracing::warn!(url, "refusing to download an image from an unlisted host");
-            return Err(ApiError::bad_gateway(
-                "upstream_image_host",
+            return Err(ApiError::new(
+                ErrorCode::UpstreamImageHost,
                 "The upstream's image URL is not on an allowed image host (images.fetch_hosts).",
             ));
         }
@@ -73,14 +73,14 @@ impl ImageFetcher {
             .map_err(|_| timed_out())?
             .map_err(|e| transport_error(&e))?;
         if !response.status().is_success() {
-            return Err(ApiError::bad_gateway(
-                "upstream_image_unavailable",
+            return Err(ApiError::new(
+                ErrorCode::UpstreamImageUnavailable,
                 format!("The upstream's image answered {}.", response.status()),
             ));
         }
         let too_large = || {
-            ApiError::bad_gateway(
-                "upstream_image_too_large",
+            ApiError::new(
+                ErrorCode::UpstreamImageTooLarge,
                 "The upstream's image is larger than images.max_image_bytes.",
             )
         };

@@ -1,6 +1,6 @@
 //! The client for Zhipu's API: signs each call, applies the connect / first-byte / total
-//! timeouts and turns any non-200 answer into an OpenAI-shaped error. It knows nothing of
-//! OpenAI's request shapes; `openai` translates before and after.
+//! timeouts and turns any non-200 answer into an OpenAI-shaped error (`zhipu_error` owns that
+//! mapping). It knows nothing of OpenAI's request shapes; `openai` translates before and after.
 
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -11,14 +11,15 @@ use futures_util::StreamExt;
 use tokio::time::Instant;
 
 use crate::config::{ImagesConfig, ZhipuConfig};
-use crate::error::{ApiError, ApiResult};
-use crate::openai::zhipu_error::map_zhipu_error;
+use crate::error::{ApiError, ApiResult, ErrorCode};
 
 mod credential;
 mod images;
+pub mod zhipu_error;
 
 pub use credential::{sign, Credential};
 pub use images::ImageFetcher;
+pub use zhipu_error::{map_zhipu_error, map_zhipu_value};
 
 /// Error bodies are read up to this size; the rest is ignored.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -176,8 +177,8 @@ impl ZhipuClient {
     /// Round-robin over the configured keys.
     fn credential(&self) -> ApiResult<&Credential> {
         if self.credentials.is_empty() {
-            return Err(ApiError::bad_gateway(
-                "upstream_not_configured",
+            return Err(ApiError::new(
+                ErrorCode::UpstreamNotConfigured,
                 "The gateway has no Zhipu API key configured.",
             ));
         }
@@ -207,8 +208,8 @@ impl UpstreamResponse {
     pub async fn json(self) -> ApiResult<serde_json::Value> {
         let bytes = self.bytes().await?;
         serde_json::from_slice(&bytes).map_err(|_| {
-            ApiError::bad_gateway(
-                "upstream_error",
+            ApiError::new(
+                ErrorCode::UpstreamError,
                 "The upstream answered with a body that is not JSON.",
             )
         })
@@ -216,8 +217,12 @@ impl UpstreamResponse {
 
     /// Reads a whole (non-stream) body before the deadline, up to `MAX_ANSWER_BODY`.
     pub async fn bytes(self) -> ApiResult<Bytes> {
-        let too_large =
-            || ApiError::bad_gateway("upstream_error", "The upstream's answer is too large.");
+        let too_large = || {
+            ApiError::new(
+                ErrorCode::UpstreamError,
+                "The upstream's answer is too large.",
+            )
+        };
         if self
             .response
             .content_length()
@@ -265,11 +270,14 @@ pub fn transport_error(error: &reqwest::Error) -> ApiError {
     if error.is_timeout() {
         ApiError::upstream_timeout("The upstream did not answer in time.")
     } else if error.is_connect() {
-        ApiError::bad_gateway(
-            "upstream_unreachable",
+        ApiError::new(
+            ErrorCode::UpstreamUnreachable,
             "The gateway could not connect to the upstream.",
         )
     } else {
-        ApiError::bad_gateway("upstream_error", "The connection to the upstream failed.")
+        ApiError::new(
+            ErrorCode::UpstreamError,
+            "The connection to the upstream failed.",
+        )
     }
 }

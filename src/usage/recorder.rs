@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use super::tap::{floor_char_boundary, MAX_CONTENT_BYTES};
 use super::{Journal, PriceTable, Prompt, Tap, TokenUsage, UsageEvent, UsageSource};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::keys::ApiKey;
 use crate::request_id::RequestId;
 
@@ -179,7 +179,7 @@ impl UsageTicket {
     }
 
     fn finish_response(&self, status: u16, error: Option<&ApiError>) {
-        let code = error.and_then(|e| e.code.as_deref().map(String::from));
+        let code = error.map(|e| e.code.as_str().to_owned());
         let mut event = self.0.event(status, code, false);
         let answer = self.noted().answer.take();
         if let Some(tap) = answer {
@@ -267,14 +267,15 @@ impl Drop for Pending {
             return;
         }
         let streamed = self.claimed.load(Ordering::Acquire);
-        let (status, code) = if std::thread::panicking() {
-            (500, "internal_error")
+        let code = if std::thread::panicking() {
+            ErrorCode::InternalError
         } else if streamed {
-            (200, "stream_interrupted")
+            ErrorCode::StreamInterrupted
         } else {
-            (499, "client_closed_request")
+            ErrorCode::ClientClosedRequest
         };
-        let mut event = self.event(status, Some(code.to_owned()), streamed);
+        let status = code.status().as_u16();
+        let mut event = self.event(status, Some(code.as_str().to_owned()), streamed);
         event.client_disconnected = status == 499;
         let prompt_chars = self.noted().prompt.as_ref().map(|p| p.chars);
         if let Some(chars) = prompt_chars {

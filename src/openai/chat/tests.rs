@@ -226,7 +226,7 @@ fn wrong_types_are_400_naming_the_field() {
     ] {
         let e =
             parse::<ChatCompletionRequest>(body.to_string().as_bytes()).expect_err("wrong type");
-        assert_eq!(e.status.as_u16(), 400);
+        assert_eq!(e.status().as_u16(), 400);
         assert_eq!(e.param.as_deref(), Some(param), "{}", e.message);
         assert!(
             e.message.starts_with("Invalid request body: "),
@@ -242,9 +242,9 @@ fn wrong_types_are_400_naming_the_field() {
         e.message
     );
     let e = parse::<ChatCompletionRequest>(b"{\"messages\": []}").expect_err("no model");
-    assert_eq!(e.status.as_u16(), 400);
+    assert_eq!(e.status().as_u16(), 400);
     let e = parse::<ChatCompletionRequest>(b"not json").expect_err("garbage");
-    assert_eq!(e.status.as_u16(), 400);
+    assert_eq!(e.status().as_u16(), 400);
 }
 
 #[test]

@@ -25,7 +25,7 @@ fn answer(vectors: &[&[f64]], tokens: i64) -> Value {
 fn token_ids_are_refused_naming_the_langchain_switch() {
     for input in [json!([[1, 2, 3]]), json!([1, 2, 3])] {
         let error = plan(json!({"model": "m", "input": input})).unwrap_err();
-        assert_eq!(error.status.as_u16(), 400);
+        assert_eq!(error.status().as_u16(), 400);
         assert_eq!(error.param.as_deref(), Some("input"));
         assert!(error.message.contains("check_embedding_ctx_length=False"));
     }
@@ -105,7 +105,7 @@ fn a_short_answer_is_a_502() {
     assert_eq!(
         plan.respond(&[answer(&[&[1.0]], 1)])
             .unwrap_err()
-            .status
+            .status()
             .as_u16(),
         502
     );

@@ -1,8 +1,9 @@
 use serde_json::json;
 
 use super::*;
-use crate::config::Config;
-use crate::openai::chat::{to_glm, ChatCompletionRequest};
+use crate::config::{Config, EmulationConfig};
+use crate::openai::chat::{to_glm, GlmChatRequest};
+use crate::openai::request::ChatCompletionRequest;
 use crate::routes::json::parse;
 
 fn glm(extra: Value) -> ApiResult<GlmChatRequest> {

@@ -54,7 +54,7 @@ fn temperature_out_of_openai_range_is_400() {
     for t in [-0.1, 2.01] {
         let e = apply_temperature(&mut Map::new(), Some(t), &ModelLimits::of("glm-4"))
             .expect_err("out of range");
-        assert_eq!(e.status.as_u16(), 400);
+        assert_eq!(e.status().as_u16(), 400);
         assert_eq!(e.param.as_deref(), Some("temperature"));
     }
 }
@@ -143,7 +143,7 @@ fn stop_rules() {
     assert!(body.is_empty());
     let four = ["a", "b", "c", "d"].map(str::to_owned).to_vec();
     let e = apply_stop(&mut Map::new(), Some(Stop::Many(four))).expect_err("too many");
-    assert_eq!(e.status.as_u16(), 400);
+    assert_eq!(e.status().as_u16(), 400);
     assert_eq!(e.param.as_deref(), Some("stop"));
     assert!(e.message.contains("one stop sequence"), "{}", e.message);
 }

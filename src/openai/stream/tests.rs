@@ -74,7 +74,7 @@ fn every_chunk_has_the_object_and_null_finish_until_the_last() {
     assert_eq!(reasons[6], "stop");
     assert!(rewriter.is_finished());
     assert_eq!(rewriter.usage().expect("usage")["total_tokens"], 56);
-    assert_eq!(rewriter.error().map(|e| e.status.as_u16()), None);
+    assert_eq!(rewriter.error().map(|e| e.status().as_u16()), None);
 }
 
 #[test]
@@ -177,7 +177,7 @@ fn network_error_becomes_an_error_event_without_done() {
     assert_eq!(error["code"], "upstream_network_error");
     assert_eq!(error["type"], "server_error");
     assert!(rewriter.is_finished());
-    assert_eq!(rewriter.error().map(|e| e.status.as_u16()), Some(502));
+    assert_eq!(rewriter.error().map(|e| e.status().as_u16()), Some(502));
 }
 
 #[test]
@@ -248,7 +248,7 @@ fn a_finished_answer_without_done_still_ends_cleanly() {
     for data in &all[..all.len() - 1] {
         rewriter.push(data);
     }
-    let failure = ApiError::bad_gateway("upstream_error", "connection reset");
+    let failure = ApiError::new(ErrorCode::UpstreamError, "connection reset");
     let frames = rewriter.finish(Some(&failure));
     let frames: Vec<String> = frames
         .iter()

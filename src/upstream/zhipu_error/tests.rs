@@ -6,9 +6,9 @@ fn zhipu(status: u16, code: &str, message: &str) -> ApiError {
 }
 
 fn assert_error(e: &ApiError, status: u16, error_type: &str, code: &str) {
-    assert_eq!(e.status.as_u16(), status, "{e}");
-    assert_eq!(e.error_type, error_type, "{e}");
-    assert_eq!(e.code.as_deref(), Some(code), "{e}");
+    assert_eq!(e.status().as_u16(), status, "{e}");
+    assert_eq!(e.code.error_type(), error_type, "{e}");
+    assert_eq!(Some(e.code.as_str()), Some(code), "{e}");
 }
 
 #[test]
@@ -278,8 +278,8 @@ fn unexpected_bodies_map_by_status() {
 #[test]
 fn never_409() {
     let e = map_zhipu_error(409, br#"{"error":{"code":"1","message":"conflict"}}"#);
-    assert_eq!(e.status.as_u16(), 502);
-    assert_eq!(map_zhipu_error(409, b"").status.as_u16(), 502);
+    assert_eq!(e.status().as_u16(), 502);
+    assert_eq!(map_zhipu_error(409, b"").status().as_u16(), 502);
 }
 
 #[test]
@@ -297,7 +297,7 @@ fn garbage_never_panics() {
     for body in samples {
         for status in [0, 200, 400, 401, 404, 429, 500, 599, 65535] {
             let e = map_zhipu_error(status, body);
-            assert_ne!(e.status.as_u16(), 409);
+            assert_ne!(e.status().as_u16(), 409);
             assert!(e.body()["error"]["message"].is_string());
         }
     }

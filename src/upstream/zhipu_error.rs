@@ -2,10 +2,9 @@
 //! code, with a fallback by HTTP status for bodies that are not Zhipu's `{"error":{…}}`.
 //! Messages are English, ending with Zhipu's code and original text.
 
-use axum::http::StatusCode;
 use serde_json::Value;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// Longest Zhipu message echoed to clients, in characters.
 const MAX_MESSAGE_CHARS: usize = 1000;
@@ -42,7 +41,7 @@ pub fn map_zhipu_error_for(status: u16, body: &[u8], model: Option<&str>) -> Api
 }
 
 /// [`map_zhipu_error`] for a body that is already parsed.
-pub(crate) fn map_zhipu_value(status: u16, body: &Value) -> ApiError {
+pub fn map_zhipu_value(status: u16, body: &Value) -> ApiError {
     map_zhipu_value_for(status, body, None)
 }
 
@@ -97,22 +96,17 @@ fn map_code(code: u32, raw: &str, model: Option<&str>, origin: &str) -> Option<A
     let error = match code {
         // The key rejected here is the gateway's own upstream credential, never the client's
         // downstream key, so the client gets a 502 it cannot fix by retrying, not a 401.
-        1000..=1004 => ApiError::bad_gateway(
-            "upstream_auth_failed",
+        1000..=1004 => ApiError::new(ErrorCode::UpstreamAuthFailed,
             say("The gateway's upstream credential was rejected by Zhipu."),
         )
         .no_retry(),
-        1110..=1112 | 1120 | 1121 => ApiError::forbidden(
-            "upstream_account_unavailable",
+        1110..=1112 | 1120 | 1121 => ApiError::new(ErrorCode::UpstreamAccountUnavailable,
             say("The gateway's Zhipu account is unavailable (inactive, locked or missing)."),
         )
         .no_retry(),
-        1113 => ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "insufficient_quota",
+        1113 => ApiError::new(ErrorCode::InsufficientQuota,
             say("You exceeded your current quota, please check your plan and billing details."),
         )
-        .code("insufficient_quota")
         .no_retry(),
         1210 | 1212..=1215 => {
             let param = mentioned_param(raw);
@@ -124,63 +118,50 @@ fn map_code(code: u32, raw: &str, model: Option<&str>, origin: &str) -> Option<A
                 (_, Some(p)) => format!("Invalid value for '{p}'."),
                 (_, None) => "The request has an invalid parameter.".to_owned(),
             };
-            let error = ApiError::invalid_request(say(&english)).code("invalid_request");
+            let error = ApiError::new(ErrorCode::InvalidRequest, say(&english));
             match param {
                 Some(param) => error.param(param),
                 None => error,
             }
         }
-        1211 | 1221 | 1222 => ApiError::not_found(
-            "model_not_found",
+        1211 | 1221 | 1222 => ApiError::new(ErrorCode::ModelNotFound,
             say(&format!(
                 "{the_model} does not exist or you do not have access to it."
             )),
         ),
-        1220 => ApiError::forbidden(
-            "model_not_permitted",
+        1220 => ApiError::new(ErrorCode::ModelNotPermitted,
             say(&format!(
                 "{the_model} is not available to the gateway's Zhipu account."
             )),
         ),
-        1230 | 1234 => ApiError::bad_gateway(
-            "upstream_error",
+        1230 | 1234 => ApiError::new(ErrorCode::UpstreamError,
             say("The upstream had an error while processing your request. You can retry your request."),
         ),
-        1231 => ApiError::invalid_request(say("The upstream refused a duplicate request id."))
-            .code("duplicate_request_id"),
-        1261 => ApiError::invalid_request(say(
+        1231 => ApiError::new(ErrorCode::DuplicateRequestId, say("The upstream refused a duplicate request id.")),
+        1261 => ApiError::new(ErrorCode::ContextLengthExceeded, say(
             "This model's maximum context length was exceeded. Please reduce the length of the messages.",
         ))
-        .code("context_length_exceeded")
         .param("messages"),
-        1301 => ApiError::invalid_request(say(
+        1301 => ApiError::new(ErrorCode::ContentFilter, say(
             "Your request was rejected as a result of the upstream's safety system: the prompt or the answer may contain content that is not allowed.",
-        ))
-        .code("content_filter"),
-        1302 => rate_limited(
-            "rate_limit_exceeded",
+        )),
+        1302 => rate_limited(ErrorCode::RateLimitExceeded,
             say("Rate limit reached for concurrent requests. Please try again in 1s."),
         )
         .retry_after(1),
-        1303 => rate_limited(
-            "rate_limit_exceeded",
+        1303 => rate_limited(ErrorCode::RateLimitExceeded,
             say("Rate limit reached for requests. Please try again in 5s."),
         )
         .retry_after(5),
-        1304 => rate_limited(
-            "daily_quota_exceeded",
+        1304 => rate_limited(ErrorCode::DailyQuotaExceeded,
             say("You exceeded the daily request quota for this model."),
         )
         .no_retry(),
-        1305 => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "server_error",
+        1305 => ApiError::new(ErrorCode::UpstreamOverloaded,
             say("That model is currently overloaded with other requests. You can retry your request."),
         )
-        .code("upstream_overloaded")
         .retry_after(5),
-        1308 | 1310 | 1313 => rate_limited(
-            "usage_limit_reached",
+        1308 | 1310 | 1313 => rate_limited(ErrorCode::UsageLimitReached,
             say("The usage limit of the gateway's Zhipu plan has been reached."),
         )
         .no_retry(),
@@ -206,18 +187,18 @@ fn by_status(status: u16, message: Option<String>) -> ApiError {
     let message = message
         .unwrap_or_else(|| format!("upstream answered HTTP {status} with an unexpected body"));
     match status {
-        400 => ApiError::invalid_request(message).code("invalid_request"),
-        401 => ApiError::bad_gateway("upstream_auth_failed", message).no_retry(),
-        403 => ApiError::forbidden("upstream_forbidden", message),
+        400 => ApiError::new(ErrorCode::InvalidRequest, message),
+        401 => ApiError::new(ErrorCode::UpstreamAuthFailed, message).no_retry(),
+        403 => ApiError::new(ErrorCode::UpstreamForbidden, message),
         // An unknown upstream path means the gateway is misconfigured; retrying cannot help.
-        404 => ApiError::bad_gateway("upstream_not_found", message).no_retry(),
-        429 => rate_limited("rate_limit_exceeded", message),
-        _ => ApiError::bad_gateway("upstream_error", message),
+        404 => ApiError::new(ErrorCode::UpstreamNotFound, message).no_retry(),
+        429 => rate_limited(ErrorCode::RateLimitExceeded, message),
+        _ => ApiError::new(ErrorCode::UpstreamError, message),
     }
 }
 
-fn rate_limited(code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", message).code(code)
+fn rate_limited(code: ErrorCode, message: impl Into<String>) -> ApiError {
+    ApiError::new(code, message)
 }
 
 /// The first known field name that appears as a whole word (Chinese text around it is fine).
