@@ -10,10 +10,12 @@ use serde::Deserialize;
 
 mod endpoints;
 mod models;
+mod responses;
 mod secret;
 
 pub use endpoints::{EmbeddingsConfig, ImagesConfig};
 pub use models::ModelMap;
+pub use responses::{derive_responses_base, ResponsesConfig};
 pub use secret::Secret;
 
 pub const DEFAULT_CONFIG_PATH: &str = "config/gateway.toml";
@@ -77,6 +79,7 @@ pub struct Config {
     pub prices: Vec<PriceEntry>,
     pub embeddings: EmbeddingsConfig,
     pub images: ImagesConfig,
+    pub responses: ResponsesConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -121,6 +124,8 @@ pub struct ZhipuConfig {
     pub connect_timeout: Duration,
     pub first_byte_timeout: Duration,
     pub total_timeout: Duration,
+    /// Zhipu's Response API base (`[responses] base_url`); `None`: derived from `base_url`.
+    pub responses_base_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -162,6 +167,8 @@ struct FileConfig {
     embeddings: endpoints::FileEmbeddings,
     #[serde(default)]
     images: endpoints::FileImages,
+    #[serde(default)]
+    responses: responses::FileResponses,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -264,11 +271,14 @@ impl Config {
                 "must be at least 8 characters",
             ));
         }
+        let (responses, responses_base_url) = responses::responses_config(file.responses, env)?;
+        let mut zhipu = zhipu_config(file.zhipu.api_keys.clone(), &file.zhipu, env)?;
+        zhipu.responses_base_url = responses_base_url;
         Ok(Self {
             listen,
             database_url,
             admin_token,
-            zhipu: zhipu_config(file.zhipu.api_keys.clone(), &file.zhipu, env)?,
+            zhipu,
             models: ModelMap::new(file.models)
                 .map_err(|reason| ConfigError::new("models", reason))?,
             catalogue: file
@@ -290,6 +300,7 @@ impl Config {
             prices: validate_prices(file.prices)?,
             embeddings: endpoints::embeddings_config(file.embeddings)?,
             images: endpoints::images_config(file.images)?,
+            responses,
         })
     }
 }
@@ -362,6 +373,7 @@ fn zhipu_config(
             "zhipu.total_timeout_secs",
             file.total_timeout_secs.unwrap_or(900),
         )?),
+        responses_base_url: None,
     })
 }
 

@@ -7,6 +7,7 @@ mod images;
 mod messages;
 mod params;
 pub mod response;
+pub mod responses;
 pub mod stream;
 mod tools;
 pub mod zhipu_error;
