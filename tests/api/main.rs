@@ -14,3 +14,4 @@ mod images;
 mod ledger;
 mod ledger_sql;
 mod operations;
+mod responses;
