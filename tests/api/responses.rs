@@ -9,6 +9,7 @@ use crate::helpers::{
 };
 use crate::on_both_backends;
 
+mod disconnect;
 mod isolation;
 
 async fn create(app: &TestApp, key: &str, body: Value) -> reqwest::Response {
