@@ -3,6 +3,8 @@
 //! on the terminal `response.completed|incomplete|failed` (or an `error` event) whether or not
 //! the upstream adds its `data: [DONE]`, which is never forwarded.
 
+use std::collections::HashMap;
+
 use bytes::Bytes;
 use serde_json::{json, Value};
 
@@ -20,6 +22,9 @@ pub struct ResponsesStream {
     finished: bool,
     next_sequence: u64,
     error_code: Option<String>,
+    /// Output item ids by `output_index`, so that an item the upstream sent without an id gets
+    /// the same one in every event that names it.
+    item_ids: HashMap<u64, Value>,
 }
 
 impl ResponsesStream {
@@ -30,6 +35,7 @@ impl ResponsesStream {
             finished: false,
             next_sequence: 0,
             error_code: None,
+            item_ids: HashMap::new(),
         }
     }
 
@@ -55,9 +61,14 @@ impl ResponsesStream {
                 None => Vec::new(),
             };
         };
-        if let Some(sequence) = event.get("sequence_number").and_then(Value::as_u64) {
-            self.next_sequence = sequence + 1;
+        match event.get("sequence_number").and_then(Value::as_u64) {
+            Some(sequence) => self.next_sequence = sequence + 1,
+            None => {
+                event["sequence_number"] = Value::from(self.next_sequence);
+                self.next_sequence += 1;
+            }
         }
+        self.keep_item_ids(&mut event);
         match kind.as_str() {
             "response.created" | "response.in_progress" | "response.queued" => {
                 complete_response(&mut event["response"], &self.echo);
@@ -131,6 +142,39 @@ impl ResponsesStream {
             "sequence_number": self.next_sequence,
         });
         vec![frame("error", &event)]
+    }
+
+    /// Gives items (and the events that point at them by `item_id`) the id first seen, or first
+    /// made, for their `output_index`; the terminal response's output gets the same ids.
+    fn keep_item_ids(&mut self, event: &mut Value) {
+        if let Some(Value::Array(items)) = event.pointer_mut("/response/output") {
+            for (index, item) in (0u64..).zip(items.iter_mut()) {
+                if let Some(id) = self
+                    .item_ids
+                    .get(&index)
+                    .filter(|_| item.get("id").is_none())
+                {
+                    item["id"] = id.clone();
+                }
+            }
+        }
+        let Some(index) = event.get("output_index").and_then(Value::as_u64) else {
+            return;
+        };
+        if let Some(item) = event.get_mut("item").filter(|item| item.is_object()) {
+            let known = self.item_ids.get(&index);
+            match known {
+                Some(id) if item.get("id").is_none_or(Value::is_null) => item["id"] = id.clone(),
+                _ => complete_item(item),
+            }
+            self.item_ids
+                .entry(index)
+                .or_insert_with(|| item["id"].clone());
+        } else if event.get("item_id").is_none_or(Value::is_null) {
+            if let Some(id) = self.item_ids.get(&index) {
+                event["item_id"] = id.clone();
+            }
+        }
     }
 
     fn announce(&mut self, event: &Value) {

@@ -237,3 +237,31 @@ fn a_stream_is_framed_as_openai_and_ends_at_the_terminal_event() {
         Some("upstream_stream_incomplete")
     );
 }
+
+#[test]
+fn items_without_ids_keep_one_id_through_the_stream() {
+    let mut stream = ResponsesStream::new(Echo::stored(), None);
+    let frames = frames_of(
+        &mut stream,
+        &[
+            json!({"type": "response.output_item.added", "output_index": 0, "item": {"type": "message", "content": []}}),
+            json!({"type": "response.output_text.delta", "output_index": 0, "content_index": 0, "delta": "a"}),
+            json!({"type": "response.output_item.done", "output_index": 0, "item": {"type": "message", "content": []}}),
+            json!({"type": "response.completed", "response": {"status": "completed", "output": [{"type": "message", "content": []}]}}),
+        ],
+    );
+    let data: Vec<Value> = frames
+        .iter()
+        .map(|f| serde_json::from_str(f.split_once("data: ").unwrap().1.trim()).unwrap())
+        .collect();
+    let id = data[0]["item"]["id"].clone();
+    assert!(id.as_str().unwrap().starts_with("msg_"));
+    assert_eq!(data[1]["item_id"], id);
+    assert_eq!(data[2]["item"]["id"], id);
+    assert_eq!(data[3]["response"]["output"][0]["id"], id);
+    let sequence: Vec<u64> = data
+        .iter()
+        .map(|d| d["sequence_number"].as_u64().unwrap())
+        .collect();
+    assert_eq!(sequence, [0, 1, 2, 3]);
+}
