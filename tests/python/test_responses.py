@@ -3,6 +3,7 @@
 import json
 
 import openai
+import pydantic
 import pytest
 
 from conftest import admin
@@ -97,3 +98,19 @@ def test_refused_built_in_tool(client):
         client.responses.create(model="gpt-4o", input="x", tools=[{"type": "file_search", "vector_store_ids": ["vs_1"]}])
     assert refused.value.param == "tools"
     assert "file_search" in refused.value.message
+
+
+class City(pydantic.BaseModel):
+    name: str
+    population: int
+
+
+def test_json_schema_is_emulated_and_parses(client):
+    raw = client.responses.with_raw_response.create(
+        model="gpt-4o",
+        input="Name a city",
+        text={"format": {"type": "json_schema", "name": "city", "schema": City.model_json_schema()}},
+    )
+    assert raw.headers["x-glm-gateway-emulated"] == "json_schema"
+    parsed = client.responses.parse(model="gpt-4o", input="Name a city", text_format=City)
+    assert isinstance(parsed.output_parsed, City)
