@@ -11,11 +11,13 @@ use serde::Deserialize;
 mod emulation;
 mod endpoints;
 mod models;
+mod responses;
 mod secret;
 
 pub use emulation::{EmulationConfig, EmulationSwitches};
 pub use endpoints::{EmbeddingsConfig, ImagesConfig};
 pub use models::{ModelMap, BUILTIN_MAP, COMMON_OPENAI_MODELS};
+pub use responses::{derive_responses_base, ResponsesConfig};
 pub use secret::Secret;
 
 pub const DEFAULT_CONFIG_PATH: &str = "config/gateway.toml";
@@ -81,6 +83,7 @@ pub struct Config {
     pub images: ImagesConfig,
     /// Keeping `json_schema` and forced `tool_choice` by rewriting and checking.
     pub emulation: EmulationConfig,
+    pub responses: ResponsesConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -125,6 +128,8 @@ pub struct ZhipuConfig {
     pub connect_timeout: Duration,
     pub first_byte_timeout: Duration,
     pub total_timeout: Duration,
+    /// Zhipu's Response API base (`[responses] base_url`); `None`: derived from `base_url`.
+    pub responses_base_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -168,6 +173,8 @@ struct FileConfig {
     images: endpoints::FileImages,
     #[serde(default)]
     emulation: emulation::FileEmulation,
+    #[serde(default)]
+    responses: responses::FileResponses,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -270,11 +277,14 @@ impl Config {
                 "must be at least 8 characters",
             ));
         }
+        let (responses, responses_base_url) = responses::responses_config(file.responses, env)?;
+        let mut zhipu = zhipu_config(file.zhipu.api_keys.clone(), &file.zhipu, env)?;
+        zhipu.responses_base_url = responses_base_url;
         Ok(Self {
             listen,
             database_url,
             admin_token,
-            zhipu: zhipu_config(file.zhipu.api_keys.clone(), &file.zhipu, env)?,
+            zhipu,
             models: ModelMap::new(file.models)
                 .map_err(|reason| ConfigError::new("models", reason))?,
             catalogue: file
@@ -297,6 +307,7 @@ impl Config {
             embeddings: endpoints::embeddings_config(file.embeddings)?,
             images: endpoints::images_config(file.images)?,
             emulation: emulation::emulation_config(file.emulation)?,
+            responses,
         })
     }
 }
@@ -369,6 +380,7 @@ fn zhipu_config(
             "zhipu.total_timeout_secs",
             file.total_timeout_secs.unwrap_or(900),
         )?),
+        responses_base_url: None,
     })
 }
 

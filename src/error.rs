@@ -24,12 +24,14 @@ pub enum ErrorCode {
     InvalidAdminToken,
     KeyNotFound,
     ModelNotAllowed,
+    CancelNotSupported,
     RateLimitExceeded,
     InsufficientQuota,
     /// The client left before the answer began (a row-only code, as web servers log 499).
     ClientClosedRequest,
     // What Zhipu said about the request.
     ModelNotFound,
+    ResponseNotFound,
     ModelNotPermitted,
     ContextLengthExceeded,
     ContentFilter,
@@ -76,6 +78,8 @@ impl ErrorCode {
             Self::InvalidAdminToken => "invalid_admin_token",
             Self::KeyNotFound => "key_not_found",
             Self::ModelNotAllowed => "model_not_allowed",
+            Self::CancelNotSupported => "cancel_not_supported",
+            Self::ResponseNotFound => "response_not_found",
             Self::RateLimitExceeded => "rate_limit_exceeded",
             Self::InsufficientQuota => "insufficient_quota",
             Self::ClientClosedRequest => "client_closed_request",
@@ -112,6 +116,7 @@ impl ErrorCode {
             Self::InvalidRequest
             | Self::InvalidJson
             | Self::UnsupportedEndpoint
+            | Self::CancelNotSupported
             | Self::ContextLengthExceeded
             | Self::ContentFilter
             | Self::DuplicateRequestId => StatusCode::BAD_REQUEST,
@@ -124,7 +129,9 @@ impl ErrorCode {
             | Self::ModelNotPermitted
             | Self::UpstreamAccountUnavailable
             | Self::UpstreamForbidden => StatusCode::FORBIDDEN,
-            Self::UnknownUrl | Self::KeyNotFound | Self::ModelNotFound => StatusCode::NOT_FOUND,
+            Self::UnknownUrl | Self::KeyNotFound | Self::ModelNotFound | Self::ResponseNotFound => {
+                StatusCode::NOT_FOUND
+            }
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimitExceeded
@@ -170,6 +177,8 @@ impl ErrorCode {
             | Self::UnknownUrl
             | Self::MethodNotAllowed
             | Self::UnsupportedEndpoint
+            | Self::CancelNotSupported
+            | Self::ResponseNotFound
             | Self::MissingApiKey
             | Self::InvalidApiKey
             | Self::ApiKeyRevoked

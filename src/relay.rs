@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::error::{ApiError, ErrorCode};
+use crate::openai::responses::ResponsesStream;
 use crate::openai::stream::{ChunkRewriter, UpstreamEvent};
 use crate::upstream::UpstreamResponse;
 use crate::usage::{StreamEnd, Tap, UsageTicket};
@@ -60,6 +61,28 @@ impl StreamTranslator for ChunkRewriter {
 
     fn error_code(&self) -> Option<String> {
         self.error().map(|e| e.code.as_str().to_owned())
+    }
+}
+
+impl StreamTranslator for ResponsesStream {
+    fn push(&mut self, data: &str, tap: &mut Tap) -> Vec<Bytes> {
+        let event = UpstreamEvent::parse(data);
+        if let UpstreamEvent::Chunk(event) = &event {
+            tap.responses_event(event);
+        }
+        self.push_event(event)
+    }
+
+    fn finish(&mut self, failure: Option<&ApiError>) -> Vec<Bytes> {
+        ResponsesStream::finish(self, failure)
+    }
+
+    fn is_finished(&self) -> bool {
+        ResponsesStream::is_finished(self)
+    }
+
+    fn error_code(&self) -> Option<String> {
+        ResponsesStream::error_code(self)
     }
 }
 

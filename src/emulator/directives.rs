@@ -31,6 +31,10 @@ Directives: words in the last user message (or the image prompt) of a request to
   #always-bad-json    (json_object mode, any user message) always answer JSON that breaks it
   #big-image          (image prompt) the generated file is a ~12 MB PNG
   #slow-image MS      (image prompt) downloading the file waits MS ms first
+Response API (/api/v1/responses) only:
+  #error CODE         with a string CODE (model_not_found, overloaded, ...): that error
+  #midstream-fail     stream two text deltas, then response.failed and an error event
+  #no-done            end the stream without the trailing data: [DONE]
 ";
 
 /// How `#bad-json` and `#always-bad-json` spoil a JSON answer.

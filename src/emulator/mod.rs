@@ -12,6 +12,7 @@ mod images;
 mod messages;
 mod png;
 mod respond;
+mod responses;
 mod schema;
 mod state;
 mod validate;
@@ -80,8 +81,8 @@ pub struct RecordedRequest {
     pub body: Value,
 }
 
-/// The emulator's routes: the API under `/api/paas/v4`, and the generated images under
-/// `/files/images/`, which need no key.
+/// The emulator's routes: the API under `/api/paas/v4`, the Response API under `/api/v1`, and
+/// the generated images under `/files/images/`, which need no key.
 pub fn router(config: EmulatorConfig) -> (Router, EmulatorHandle) {
     let shared = Arc::new(Shared::new(&config.api_keys, config.chunk_delay));
     let chat = post(chat::chat_completions).fallback(not_found);
@@ -92,6 +93,20 @@ pub fn router(config: EmulatorConfig) -> (Router, EmulatorHandle) {
         .route("/api/paas/v4/chat/completions", chat)
         .route("/api/paas/v4/embeddings", embeddings)
         .route("/api/paas/v4/images/generations", images)
+        .route(
+            "/api/v1/responses",
+            post(responses::create).fallback(not_found),
+        )
+        .route(
+            "/api/v1/responses/{id}",
+            get(responses::retrieve)
+                .delete(responses::delete)
+                .fallback(not_found),
+        )
+        .route(
+            "/api/v1/responses/{id}/input_items",
+            get(responses::input_items).fallback(not_found),
+        )
         .route("/files/images/{name}", files)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(shared.clone(), record))

@@ -6,6 +6,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use super::auth::ApiKey;
+use super::responses::Store as ResponseStore;
 use super::RecordedRequest;
 
 /// The log keeps only the most recent requests.
@@ -22,6 +23,8 @@ pub(crate) struct Shared {
     log: Mutex<RequestLog>,
     seen_ids: Mutex<SeenIds>,
     images: Mutex<VecDeque<(String, StoredImage)>>,
+    /// Responses created with `store: true` on the Response API.
+    pub responses: ResponseStore,
 }
 
 /// How to render one generated image when it is downloaded. Kept instead of the bytes so a
@@ -53,6 +56,7 @@ impl Shared {
             log: Mutex::default(),
             seen_ids: Mutex::default(),
             images: Mutex::default(),
+            responses: ResponseStore::default(),
         }
     }
 

@@ -9,6 +9,7 @@ mod messages;
 mod params;
 pub mod request;
 pub mod response;
+pub mod responses;
 pub mod stream;
 mod tools;
 

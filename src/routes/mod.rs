@@ -35,6 +35,7 @@ mod images;
 pub mod json;
 mod models;
 mod promise;
+mod responses;
 
 pub fn router(state: AppState) -> Router {
     let v1 = Router::new()
@@ -45,6 +46,16 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/images/variations", post(images::unsupported))
         .route("/v1/models", get(models::list_models))
         .route("/v1/models/{id}", get(models::retrieve_model))
+        .route("/v1/responses", post(responses::create))
+        .route(
+            "/v1/responses/{id}",
+            get(responses::retrieve).delete(responses::delete),
+        )
+        .route(
+            "/v1/responses/{id}/input_items",
+            get(responses::input_items),
+        )
+        .route("/v1/responses/{id}/cancel", post(responses::cancel))
         .route_layer(from_fn_with_state(Arc::clone(&state.ledger), track_usage))
         .route_layer(from_fn_with_state(Arc::clone(&state.keys), require_api_key));
     let admin = Router::new()
@@ -90,6 +101,8 @@ fn route_label(path: &str) -> &'static str {
     match path {
         "/v1/chat/completions" => "chat_completions",
         "/v1/embeddings" => "embeddings",
+        "/v1/responses" => "responses",
+        p if p.starts_with("/v1/responses/") => "response",
         p if p.starts_with("/v1/images/") => "images",
         "/v1/models" => "models",
         p if p.starts_with("/v1/models/") => "model",

@@ -20,9 +20,11 @@ macro_rules! on_pool {
 }
 
 mod keys;
+mod responses;
 mod usage;
 
 pub use keys::{KeyRecord, NewKey};
+pub use responses::{ResponseOwner, OWNER_TTL_DAYS};
 pub use usage::{parse_day, UnknownUsageGroup, UsageGroup, UsageSummary};
 
 static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");

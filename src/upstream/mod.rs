@@ -10,15 +10,20 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use tokio::time::Instant;
 
-use crate::config::{ImagesConfig, ZhipuConfig};
+use crate::config::{derive_responses_base, ImagesConfig, ZhipuConfig};
 use crate::error::{ApiError, ApiResult, ErrorCode};
+
+/// How an upstream surface's error answers become OpenAI errors: (HTTP status, body).
+pub type ErrorMap = fn(u16, &[u8]) -> ApiError;
 
 mod credential;
 mod images;
+mod responses_error;
 pub mod zhipu_error;
 
 pub use credential::{sign, Credential};
 pub use images::ImageFetcher;
+pub use responses_error::{in_band_error, map_responses_error};
 pub use zhipu_error::{map_zhipu_error, map_zhipu_value};
 
 /// Error bodies are read up to this size; the rest is ignored.
@@ -29,6 +34,8 @@ const MAX_ANSWER_BODY: usize = 64 * 1024 * 1024;
 pub struct ZhipuClient {
     http: reqwest::Client,
     base_url: String,
+    /// Zhipu's Response API (`/api/v1`), signed with the same credentials.
+    responses_base_url: String,
     credentials: Vec<Credential>,
     next_credential: AtomicUsize,
     first_byte_timeout: Duration,
@@ -83,6 +90,10 @@ impl ZhipuClient {
             images: ImageFetcher::new(http.clone(), &config.base_url, images),
             http,
             base_url: config.base_url.clone(),
+            responses_base_url: config
+                .responses_base_url
+                .clone()
+                .unwrap_or_else(|| derive_responses_base(&config.base_url)),
             credentials: config
                 .api_keys
                 .iter()
@@ -106,18 +117,52 @@ impl ZhipuClient {
         body: Vec<u8>,
         stream: bool,
     ) -> ApiResult<UpstreamResponse> {
+        let url = format!("{}{path}", self.base_url);
+        self.send(
+            reqwest::Method::POST,
+            url,
+            Some(body),
+            stream,
+            map_zhipu_error,
+        )
+        .await
+    }
+
+    /// A call to Zhipu's Response API: `path` (with any query) under its base; its string error
+    /// codes and the HTTP-200 `success:false` auth failure map to OpenAI errors.
+    pub async fn responses(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        stream: bool,
+    ) -> ApiResult<UpstreamResponse> {
+        let url = format!("{}{path}", self.responses_base_url);
+        self.send(method, url, body, stream, map_responses_error)
+            .await
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        url: String,
+        body: Option<Vec<u8>>,
+        stream: bool,
+        errors: ErrorMap,
+    ) -> ApiResult<UpstreamResponse> {
         let deadline = Instant::now() + self.total_timeout;
         let authorization = self
             .credential()?
             .authorization(chrono::Utc::now().timestamp_millis())
             .map_err(|e| ApiError::internal(&e))?;
-        let request = self
+        let mut request = self
             .http
-            .post(format!("{}{path}", self.base_url))
-            .header(AUTHORIZATION, authorization)
-            .header(CONTENT_TYPE, "application/json")
-            .body(body)
-            .send();
+            .request(method, url)
+            .header(AUTHORIZATION, authorization);
+        if let Some(body) = body {
+            request = request.header(CONTENT_TYPE, "application/json").body(body);
+        }
+        let request = request.send();
         let wait = if stream {
             self.first_byte_timeout.min(self.total_timeout)
         } else {
@@ -142,7 +187,7 @@ impl ZhipuClient {
         }
         let status = response.status().as_u16();
         let body = read_capped(response, deadline, MAX_ERROR_BODY).await;
-        Err(map_zhipu_error(status, &body))
+        Err(errors(status, &body))
     }
 
     /// [`Self::post`] with a JSON body.
@@ -191,6 +236,11 @@ impl UpstreamResponse {
     /// Passes an SSE answer on; a 200 with any other body is Zhipu reporting an error in a
     /// plain JSON body (it does so even for `stream: true`), which becomes an HTTP error.
     pub async fn expect_event_stream(self) -> ApiResult<Self> {
+        self.expect_event_stream_with(map_zhipu_error).await
+    }
+
+    /// [`Self::expect_event_stream`] with the error mapping of the surface called.
+    pub async fn expect_event_stream_with(self, errors: ErrorMap) -> ApiResult<Self> {
         let content_type = self
             .response
             .headers()
@@ -201,7 +251,7 @@ impl UpstreamResponse {
             return Ok(self);
         }
         let body = read_capped(self.response, self.deadline, MAX_ERROR_BODY).await;
-        Err(map_zhipu_error(200, &body))
+        Err(errors(200, &body))
     }
 
     /// Reads a whole (non-stream) JSON body; anything else is a 502.

@@ -4,6 +4,8 @@
 
 use serde_json::{Map, Value};
 
+mod responses;
+
 /// Stored prompt and completion text is cut at this many bytes, so that a prompt full of
 /// base64 images cannot make a row (and a batch of them) huge.
 pub const MAX_CONTENT_BYTES: usize = 64 * 1024;

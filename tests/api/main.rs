@@ -16,3 +16,4 @@ mod ledger;
 mod ledger_sql;
 mod operations;
 mod promises;
+mod responses;

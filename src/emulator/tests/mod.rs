@@ -5,6 +5,7 @@ mod chat;
 mod embeddings;
 mod images;
 mod json_mode;
+mod responses;
 mod validation;
 
 use std::time::Duration;

@@ -1,0 +1,321 @@
+//! OpenAI's Responses request fitted to Zhipu's Response API: `store` defaulted, sampling and
+//! length clamped, `reasoning.effort` mapped per model, image URLs flattened, built-in tools
+//! Zhipu lacks refused, and `json_schema` / a forced `tool_choice` emulated by instruction.
+//! Pure; the route does the I/O.
+
+use serde_json::{json, Map, Value};
+
+use crate::error::{ApiError, ApiResult};
+
+mod answer;
+mod stream;
+
+pub use answer::{complete_response, Echo};
+pub use stream::ResponsesStream;
+
+/// OpenAI tools Zhipu's Response API has no counterpart for.
+const REFUSED_TOOLS: &[&str] = &[
+    "file_search",
+    "computer_use",
+    "computer_use_preview",
+    "code_interpreter",
+    "image_generation",
+    "mcp",
+    "local_shell",
+];
+/// OpenAI fields Zhipu does not take and that change nothing a client relies on.
+const DROPPED: &[&str] = &[
+    "service_tier",
+    "top_logprobs",
+    "safety_identifier",
+    "max_tool_calls",
+    "stream_options",
+    "prompt_cache_retention",
+];
+
+/// The body for Zhipu and what the route needs to know about the answer.
+#[derive(Debug)]
+pub struct ResponsesPlan {
+    pub body: Map<String, Value>,
+    pub stream: bool,
+    pub store: bool,
+    pub previous_response_id: Option<String>,
+    /// What the gateway rewrote to keep a promise Zhipu cannot (`x-glm-gateway-emulated`).
+    pub emulated: Vec<&'static str>,
+    /// The client's settings, to fill the fields Zhipu leaves out of its answer.
+    pub echo: Echo,
+}
+
+/// `upstream_model` is the resolved GLM model; `store_default` applies when `store` is absent.
+pub fn to_zhipu(
+    body: Value,
+    upstream_model: &str,
+    store_default: bool,
+) -> ApiResult<ResponsesPlan> {
+    let Value::Object(mut body) = body else {
+        return Err(ApiError::invalid_request(
+            "The request body must be a JSON object.",
+        ));
+    };
+    reject_unsupported(&body)?;
+    for key in DROPPED {
+        body.remove(*key);
+    }
+    body.remove("background");
+    let store = match body.get("store") {
+        None | Some(Value::Null) => store_default,
+        Some(Value::Bool(store)) => *store,
+        Some(_) => return Err(bad_type("store", "a boolean")),
+    };
+    let stream = match body.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(stream)) => *stream,
+        Some(_) => return Err(bad_type("stream", "a boolean")),
+    };
+    let previous_response_id = match body.get("previous_response_id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) => Some(id.clone()),
+        Some(_) => return Err(bad_type("previous_response_id", "a string")),
+    };
+    if body.get("input").is_none_or(Value::is_null) {
+        return Err(
+            ApiError::invalid_request("Missing required parameter: 'input'.").param("input"),
+        );
+    }
+    let echo = Echo::of(&body, store);
+    body.insert("model".into(), Value::from(upstream_model));
+    body.insert("store".into(), Value::Bool(store));
+    apply_sampling(&mut body, upstream_model)?;
+    apply_reasoning(&mut body, upstream_model);
+    if let Some(input) = body.get_mut("input") {
+        flatten_image_urls(input);
+    }
+    let mut emulated = Vec::new();
+    let mut instructions = Vec::new();
+    apply_tools(&mut body, &mut emulated, &mut instructions)?;
+    apply_text_format(&mut body, &mut emulated, &mut instructions)?;
+    if !instructions.is_empty() {
+        let mut text: Vec<String> = body
+            .get("instructions")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .into_iter()
+            .collect();
+        text.extend(instructions);
+        body.insert("instructions".into(), Value::from(text.join("\n\n")));
+    }
+    Ok(ResponsesPlan {
+        body,
+        stream,
+        store,
+        previous_response_id,
+        emulated,
+        echo,
+    })
+}
+
+fn reject_unsupported(body: &Map<String, Value>) -> ApiResult<()> {
+    let refuse = |param: &str, message: &str| Err(ApiError::invalid_request(message).param(param));
+    if body.get("background") == Some(&Value::Bool(true)) {
+        return refuse("background", "Zhipu's Response API has no background mode.");
+    }
+    if body.get("conversation").is_some_and(|c| !c.is_null()) {
+        return refuse(
+            "conversation",
+            "Zhipu's Response API has no conversations; chain turns with previous_response_id.",
+        );
+    }
+    if body.get("prompt").is_some_and(|p| !p.is_null()) {
+        return refuse(
+            "prompt",
+            "Zhipu's Response API has no stored prompt templates.",
+        );
+    }
+    Ok(())
+}
+
+fn bad_type(param: &str, expected: &str) -> ApiError {
+    ApiError::invalid_request(format!("{param} must be {expected}.")).param(param)
+}
+
+/// The largest `max_output_tokens` Zhipu accepts per model (reasoning included); more is a 400
+/// there, so the gateway clamps.
+pub fn max_output_cap(model: &str) -> i64 {
+    let model = model.to_ascii_lowercase();
+    if model.starts_with("glm-4.6v") || model.starts_with("glm-5v") {
+        32_768
+    } else if model.starts_with("glm-4v") || model.starts_with("glm-4.1v") || model == "glm-4.5v" {
+        16_384
+    } else if model.starts_with("glm-4.5-air") || model.starts_with("glm-4.5-flash") {
+        98_304
+    } else {
+        131_072
+    }
+}
+
+/// OpenAI allows temperature 0–2 and top_p 0–1; Zhipu here takes [0,1] and [0.01,1], two
+/// decimals.
+fn apply_sampling(body: &mut Map<String, Value>, model: &str) -> ApiResult<()> {
+    let round2 = |v: f64| (v * 100.0).round() / 100.0;
+    for (param, max, low, high) in [("temperature", 2.0, 0.0, 1.0), ("top_p", 1.0, 0.01, 1.0)] {
+        match body.get(param) {
+            None | Some(Value::Null) => {
+                body.remove(param);
+            }
+            Some(value) => {
+                let Some(v) = value.as_f64().filter(|v| (0.0..=max).contains(v)) else {
+                    return Err(bad_type(param, &format!("a number between 0 and {max}")));
+                };
+                body.insert(param.into(), Value::from(round2(v).clamp(low, high)));
+            }
+        }
+    }
+    match body.get("max_output_tokens") {
+        None | Some(Value::Null) => {
+            body.remove("max_output_tokens");
+        }
+        Some(value) => {
+            let Some(max) = value.as_i64().filter(|m| *m >= 1) else {
+                return Err(bad_type("max_output_tokens", "an integer of at least 1"));
+            };
+            body.insert(
+                "max_output_tokens".into(),
+                Value::from(max.min(max_output_cap(model))),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The glm-5.3 family takes only `low|high|max`: lower efforts become `low`, `medium` becomes
+/// `high`, `xhigh` becomes `max`. Other models get the effort as sent. Summaries do not exist
+/// on Zhipu, so their settings are dropped.
+fn apply_reasoning(body: &mut Map<String, Value>, model: &str) {
+    let Some(Value::Object(reasoning)) = body.get_mut("reasoning") else {
+        body.remove("reasoning");
+        return;
+    };
+    reasoning.remove("summary");
+    reasoning.remove("generate_summary");
+    if !model.to_ascii_lowercase().starts_with("glm-5.3") {
+        return;
+    }
+    let mapped = match reasoning.get("effort").and_then(Value::as_str) {
+        Some("none" | "minimal" | "low") => "low",
+        Some("medium" | "high") => "high",
+        Some("xhigh" | "max") => "max",
+        _ => {
+            reasoning.remove("effort");
+            return;
+        }
+    };
+    reasoning.insert("effort".into(), Value::from(mapped));
+}
+
+/// Zhipu accepts `input_image.image_url` as an object `{url}` and silently drops the image;
+/// only a string works, so objects are flattened to their URL.
+fn flatten_image_urls(input: &mut Value) {
+    let Some(items) = input.as_array_mut() else {
+        return;
+    };
+    let parts = items
+        .iter_mut()
+        .filter_map(|item| item.get_mut("content").and_then(Value::as_array_mut))
+        .flatten();
+    for part in parts {
+        if part.get("type").and_then(Value::as_str) != Some("input_image") {
+            continue;
+        }
+        if let Some(url) = part.pointer("/image_url/url").cloned() {
+            part["image_url"] = url;
+        }
+    }
+}
+
+fn apply_tools(
+    body: &mut Map<String, Value>,
+    emulated: &mut Vec<&'static str>,
+    instructions: &mut Vec<String>,
+) -> ApiResult<()> {
+    if let Some(Value::Array(tools)) = body.get_mut("tools") {
+        for (i, tool) in tools.iter_mut().enumerate() {
+            let kind = tool.get("type").and_then(Value::as_str).unwrap_or_default();
+            if REFUSED_TOOLS.contains(&kind) {
+                let message = format!(
+                    "tools[{i}] has type `{kind}`, which Zhipu's Response API does not offer; \
+                     it accepts function, custom, namespace and web_search tools."
+                );
+                return Err(ApiError::invalid_request(message).param("tools"));
+            }
+            if kind == "web_search_preview" {
+                tool["type"] = Value::from("web_search");
+            }
+        }
+    }
+    let instruction = match body.get("tool_choice") {
+        None | Some(Value::Null) => return Ok(()),
+        Some(Value::String(choice)) if choice == "none" || choice == "auto" => return Ok(()),
+        Some(Value::String(choice)) if choice == "required" => {
+            "You must answer by calling one of the provided tools.".to_owned()
+        }
+        Some(Value::Object(choice)) => match choice.get("name").and_then(Value::as_str) {
+            Some(name) => format!("You must answer by calling the function `{name}`."),
+            None if choice.get("mode").and_then(Value::as_str) == Some("required") => {
+                "You must answer by calling one of the provided tools.".to_owned()
+            }
+            None => String::new(),
+        },
+        Some(_) => {
+            return Err(ApiError::invalid_request(
+                "tool_choice must be \"none\", \"auto\", \"required\" or a tool object",
+            )
+            .param("tool_choice"))
+        }
+    };
+    body.insert("tool_choice".into(), Value::from("auto"));
+    if !instruction.is_empty() {
+        emulated.push("tool_choice");
+        instructions.push(instruction);
+    }
+    Ok(())
+}
+
+/// `json_schema` becomes `json_object` plus an instruction carrying the schema. Unlike chat, the
+/// answer is not validated against the schema or repaired.
+fn apply_text_format(
+    body: &mut Map<String, Value>,
+    emulated: &mut Vec<&'static str>,
+    instructions: &mut Vec<String>,
+) -> ApiResult<()> {
+    let Some(Value::Object(text)) = body.get_mut("text") else {
+        body.remove("text");
+        return Ok(());
+    };
+    text.remove("verbosity");
+    let Some(format) = text.get("format").filter(|f| !f.is_null()) else {
+        return Ok(());
+    };
+    match format.get("type").and_then(Value::as_str) {
+        Some("text" | "json_object") => Ok(()),
+        Some("json_schema") => {
+            let schema = format.get("schema").cloned().unwrap_or_else(|| json!({}));
+            let name = format
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("answer");
+            instructions.push(format!(
+                "Answer with one JSON object only, named `{name}`, that matches this JSON Schema: {schema}"
+            ));
+            text.insert("format".into(), json!({"type": "json_object"}));
+            emulated.push("json_schema");
+            Ok(())
+        }
+        _ => Err(ApiError::invalid_request(
+            "text.format.type must be text, json_object or json_schema",
+        )
+        .param("text.format")),
+    }
+}
+
+#[cfg(test)]
+mod tests;
