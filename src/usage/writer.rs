@@ -63,7 +63,8 @@ struct Writer<S> {
     /// The rows being inserted. While inserts fail nothing more is read, so an outage holds
     /// rows on disk, not in memory.
     batch: Vec<UsageEvent>,
-    /// Parallel to `batch`: rows from the journal's memory queue rather than a segment file.
+    /// Parallel to `batch`: rows from the journal's memory queue rather than a segment file;
+    /// a batch with any is inserted at once.
     in_memory: Vec<bool>,
     /// When the batch's first row was read.
     oldest: Option<Instant>,
@@ -105,9 +106,16 @@ impl<S: UsageSink> Writer<S> {
         }
     }
 
-    /// Reads rows into the batch until it is full or the journal has no more.
+    /// Fills the batch: first rows held only in memory (at risk until inserted), then rows
+    /// from the segments, until it is full or the journal has no more.
     fn fill(&mut self) {
         let want = self.settings.batch_size.max(1);
+        for row in self
+            .journal
+            .take_overflow(want - self.batch.len().min(want))
+        {
+            self.push(row, true);
+        }
         while self.batch.len() < want {
             match self.reader.next_row(&self.journal) {
                 Ok(Some(row)) => self.push(row, false),
@@ -126,9 +134,6 @@ impl<S: UsageSink> Writer<S> {
             self.read_failing = false;
             tracing::info!("usage journal reads work again");
         }
-        for row in self.journal.take_overflow(want - self.batch.len()) {
-            self.push(row, true);
-        }
     }
 
     fn push(&mut self, row: UsageEvent, in_memory: bool) {
@@ -141,7 +146,9 @@ impl<S: UsageSink> Writer<S> {
         let Some(oldest) = self.oldest else {
             return false;
         };
+        // A row held only in memory goes to the database at once: a crash would lose it.
         self.batch.len() >= self.settings.batch_size
+            || self.in_memory.contains(&true)
             || oldest.elapsed() >= self.settings.flush_interval
             || self.deadline.is_some()
     }
@@ -225,10 +232,9 @@ impl<S: UsageSink> Writer<S> {
     }
 
     fn committed(&mut self, inserted: u64) {
-        if let Some(since) = self
-            .journal
-            .record_commit(self.batch.len() as u64, inserted)
-        {
+        let from_memory = self.in_memory.iter().filter(|m| **m).count() as u64;
+        let rows = self.batch.len() as u64;
+        if let Some(since) = self.journal.record_commit(rows, inserted, from_memory) {
             tracing::info!(failing_since = %since, "usage inserts work again");
         }
         self.batch.clear();

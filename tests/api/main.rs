@@ -11,6 +11,7 @@ mod embeddings;
 mod errors;
 mod faults;
 mod images;
+mod journal;
 mod ledger;
 mod ledger_sql;
 mod operations;
