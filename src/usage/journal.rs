@@ -296,6 +296,29 @@ impl Journal {
         self.memory.take(max)
     }
 
+    /// Writes rows held in memory (taken by the writer) to the journal, in order, once it can
+    /// be written again; they then wait on disk like any other row. Returns how many of the
+    /// first rows were saved; the rest stay in memory.
+    pub(super) fn save_from_memory(&self, rows: &[UsageEvent]) -> usize {
+        let saved = rows
+            .iter()
+            .take_while(|row| encode(row).is_some_and(|line| self.write_line(&line, false).is_ok()))
+            .count();
+        self.memory.release(saved as u64);
+        saved
+    }
+
+    /// Moves the rows queued in memory to the journal while it takes them: a database outage
+    /// that outlasts a full disk then holds rows on disk, not in memory.
+    pub(super) fn spill_memory(&self) {
+        while let Some(row) = self.memory.take(1).pop() {
+            if self.save_from_memory(std::slice::from_ref(&row)) == 0 {
+                self.memory.put_back(row);
+                return;
+            }
+        }
+    }
+
     /// At writer stop: writes rows that exist only in memory (`taken` by the writer, plus the
     /// queue) to the journal, so the next start replays them; what still cannot be written is
     /// lost, logged and counted.

@@ -196,6 +196,9 @@ impl<S: UsageSink> Writer<S> {
                     if self.journal.record_failure(&err.message) {
                         tracing::warn!(error = %err.message, rows = self.batch.len(), "usage inserts failing; rows stay in the journal and are retried");
                     }
+                    if self.spill_memory_rows() {
+                        return true;
+                    }
                 }
             }
             let wake = Instant::now() + delay;
@@ -229,6 +232,27 @@ impl<S: UsageSink> Writer<S> {
             }
         }
         Some(inserted)
+    }
+
+    /// While inserts fail, rows held only in memory go to the journal if it takes them again
+    /// (the disk has room): from the batch, then from the queue. Returns true when that left
+    /// the batch empty (nothing to insert now).
+    fn spill_memory_rows(&mut self) -> bool {
+        if self.in_memory.contains(&true) {
+            let (memory, disk): (Vec<_>, Vec<_>) = std::mem::take(&mut self.batch)
+                .into_iter()
+                .zip(std::mem::take(&mut self.in_memory))
+                .partition(|(_, in_memory)| *in_memory);
+            let memory: Vec<UsageEvent> = memory.into_iter().map(|(row, _)| row).collect();
+            let saved = self.journal.save_from_memory(&memory);
+            let kept = memory.into_iter().skip(saved).map(|row| (row, true));
+            (self.batch, self.in_memory) = disk.into_iter().chain(kept).unzip();
+        }
+        self.journal.spill_memory();
+        if self.batch.is_empty() {
+            self.oldest = None;
+        }
+        self.batch.is_empty()
     }
 
     fn committed(&mut self, inserted: u64) {

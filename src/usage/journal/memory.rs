@@ -79,6 +79,11 @@ impl Memory {
         queue.rows.drain(..n).collect()
     }
 
+    /// Returns a taken row to the front of the queue (it could not be saved elsewhere).
+    pub(super) fn put_back(&self, row: UsageEvent) {
+        lock(&self.queue).rows.push_front(row);
+    }
+
     /// Every row still queued (at stop).
     pub(super) fn take_all(&self) -> Vec<UsageEvent> {
         lock(&self.queue).rows.drain(..).collect()

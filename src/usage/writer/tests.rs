@@ -393,3 +393,34 @@ async fn with_the_database_down_too_memory_holds_at_most_the_bound_and_losses_ar
     }
     drop(journal);
 }
+
+#[tokio::test]
+async fn rows_held_in_memory_move_to_the_journal_once_it_has_room_while_the_database_is_down() {
+    let (Some(disk), journal) = unwritable(&bounded(100, OnJournalFull::Serve)) else {
+        return;
+    };
+    let sink = FakeSink::default();
+    sink.set_failing(true);
+    let running = start(Arc::new(journal), &sink, settings(2, 10));
+    append_all(&running.journal, &ids("row", 5));
+    wait_until("an insert was tried", || {
+        !sink.0.attempts.lock().unwrap().is_empty()
+    })
+    .await;
+    assert_eq!(running.journal.health().rows_in_memory, 5);
+    disk.free();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while running.journal.health().rows_in_memory > 0 {
+        assert!(Instant::now() < deadline, "rows stayed in memory");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(running.journal.backlog(), 5, "they wait on disk now");
+    sink.set_failing(false);
+    wait_until("all rows arrive", || sink.ids().len() == 5).await;
+    let journal = running.stop().await;
+    let mut stored = sink.ids();
+    stored.sort();
+    assert_eq!(stored, ids("row", 5));
+    assert_eq!(journal.health().rows_lost, 0);
+    drop(journal);
+}
