@@ -236,7 +236,7 @@ impl Journal {
     }
 
     /// One `write` of a whole line, under the tail lock so lines never interleave.
-    fn write_line(&self, line: &[u8], force_reopen: bool) -> io::Result<()> {
+    pub(super) fn write_line(&self, line: &[u8], force_reopen: bool) -> io::Result<()> {
         let mut tail = lock(&self.tail);
         self.ensure_segment(&mut tail, force_reopen);
         let Some(file) = tail.file.as_mut() else {
@@ -288,58 +288,6 @@ impl Journal {
             tail.failing = Some((Utc::now(), err.to_string()));
             tracing::error!(error = %err, dir = %self.dir.display(), memory_rows = self.memory.limit(), "CANNOT WRITE THE USAGE JOURNAL; usage rows are held in memory and inserted into the database directly; a crash now loses them");
         }
-    }
-
-    /// Up to `max` rows held in memory, oldest first; they count as held until the writer
-    /// reports them committed (`record_commit`) or saved (`persist_unwritten`).
-    pub(super) fn take_overflow(&self, max: usize) -> Vec<UsageEvent> {
-        self.memory.take(max)
-    }
-
-    /// Writes rows held in memory (taken by the writer) to the journal, in order, once it can
-    /// be written again; they then wait on disk like any other row. Returns how many of the
-    /// first rows were saved; the rest stay in memory.
-    pub(super) fn save_from_memory(&self, rows: &[UsageEvent]) -> usize {
-        let saved = rows
-            .iter()
-            .take_while(|row| encode(row).is_some_and(|line| self.write_line(&line, false).is_ok()))
-            .count();
-        self.memory.release(saved as u64);
-        saved
-    }
-
-    /// Moves the rows queued in memory to the journal while it takes them: a database outage
-    /// that outlasts a full disk then holds rows on disk, not in memory.
-    pub(super) fn spill_memory(&self) {
-        while let Some(row) = self.memory.take(1).pop() {
-            if self.save_from_memory(std::slice::from_ref(&row)) == 0 {
-                self.memory.put_back(row);
-                return;
-            }
-        }
-    }
-
-    /// At writer stop: writes rows that exist only in memory (`taken` by the writer, plus the
-    /// queue) to the journal, so the next start replays them; what still cannot be written is
-    /// lost, logged and counted.
-    pub(super) fn persist_unwritten(&self, mut taken: Vec<UsageEvent>) {
-        taken.extend(self.memory.take_all());
-        let total = taken.len();
-        for (done, row) in taken.iter().enumerate() {
-            let written = encode(row).is_some_and(|line| self.write_line(&line, done == 0).is_ok());
-            if !written {
-                let lost = (total - done) as u64;
-                tracing::error!(
-                    lost,
-                    "usage rows held in memory could not be saved to the journal at stop"
-                );
-                self.memory.count_lost(lost);
-                self.memory.release(total as u64);
-                self.forget(lost);
-                return;
-            }
-        }
-        self.memory.release(total as u64);
     }
 
     /// Rows that left the backlog without a commit (unreadable lines, lost rows).
@@ -417,27 +365,12 @@ impl Journal {
     }
 }
 
-impl Drop for Journal {
-    /// Rows still held only in memory die with the journal (a writer that never ran or did
-    /// not finish): said and counted, never silent.
-    fn drop(&mut self) {
-        let held = self.memory.held();
-        if held > 0 {
-            tracing::error!(
-                lost = held,
-                "usage rows held only in memory are lost with the journal"
-            );
-            self.memory.count_lost(held);
-        }
-    }
-}
-
 /// A poisoned lock only means another thread panicked mid-append; the data stays usable.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn encode(event: &UsageEvent) -> Option<Vec<u8>> {
+pub(super) fn encode(event: &UsageEvent) -> Option<Vec<u8>> {
     match serde_json::to_vec(event) {
         Ok(mut line) => {
             line.push(b'\n');

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use glm_gateway::config::OnJournalFull;
 use glm_gateway::store::Db;
-use glm_gateway::usage::{Journal, JournalOptions, UsageEvent, UsageSource, FOREIGN_DIR};
+use glm_gateway::usage::{Journal, JournalOptions, UsageEvent, UsageSource, FOREIGN_DIR, ID_FILE};
 use serde_json::{json, Value};
 use sqlx::Connection;
 
@@ -294,6 +294,10 @@ async fn the_sqlite_file_and_the_journal_are_private() {
         assert_eq!(mode(&wal), 0o600, "{}", wal.display());
     }
     assert_eq!(mode(&dir), 0o700);
+    assert!(
+        dir.join(ID_FILE).exists(),
+        "bound to the SQLite database too"
+    );
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         assert_eq!(mode(&path), 0o600, "{}", path.display());

@@ -1,12 +1,12 @@
-//! Rows the journal could not write, held in memory for the writer up to `[usage] memory_rows`.
-//! Past that bound `[usage] on_journal_full` decides: keep serving and lose (and count) rows, or
-//! refuse new requests until the database has taken rows.
+//! Rows the journal could not write, held in memory for the writer up to `[usage] memory_rows`
+//! and moved back to disk when it has room. Past the bound `[usage] on_journal_full` decides:
+//! keep serving and lose (and count) rows, or refuse new requests until rows leave memory.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use super::{lock, METRIC_ROWS_IN_MEMORY, METRIC_ROWS_LOST};
+use super::{encode, lock, Journal, METRIC_ROWS_IN_MEMORY, METRIC_ROWS_LOST};
 use crate::config::OnJournalFull;
 use crate::usage::UsageEvent;
 
@@ -136,5 +136,75 @@ impl Memory {
 
     fn publish(&self) {
         metrics::gauge!(METRIC_ROWS_IN_MEMORY).set(self.held() as f64);
+    }
+}
+
+/// The journal's side of the memory queue: what the writer takes, saves and gives back.
+impl Journal {
+    /// Up to `max` rows held in memory, oldest first; they count as held until the writer
+    /// reports them committed (`record_commit`) or saved (`persist_unwritten`).
+    pub(in crate::usage) fn take_overflow(&self, max: usize) -> Vec<UsageEvent> {
+        self.memory.take(max)
+    }
+
+    /// Writes rows held in memory (taken by the writer) to the journal, in order, once it can
+    /// be written again; they then wait on disk like any other row. Returns how many of the
+    /// first rows were saved; the rest stay in memory.
+    pub(in crate::usage) fn save_from_memory(&self, rows: &[UsageEvent]) -> usize {
+        let saved = rows
+            .iter()
+            .take_while(|row| encode(row).is_some_and(|line| self.write_line(&line, false).is_ok()))
+            .count();
+        self.memory.release(saved as u64);
+        saved
+    }
+
+    /// Moves the rows queued in memory to the journal while it takes them: a database outage
+    /// that outlasts a full disk then holds rows on disk, not in memory.
+    pub(in crate::usage) fn spill_memory(&self) {
+        while let Some(row) = self.memory.take(1).pop() {
+            if self.save_from_memory(std::slice::from_ref(&row)) == 0 {
+                self.memory.put_back(row);
+                return;
+            }
+        }
+    }
+
+    /// At writer stop: writes rows that exist only in memory (`taken` by the writer, plus the
+    /// queue) to the journal, so the next start replays them; what still cannot be written is
+    /// lost, logged and counted.
+    pub(in crate::usage) fn persist_unwritten(&self, mut taken: Vec<UsageEvent>) {
+        taken.extend(self.memory.take_all());
+        let total = taken.len();
+        for (done, row) in taken.iter().enumerate() {
+            let written = encode(row).is_some_and(|line| self.write_line(&line, done == 0).is_ok());
+            if !written {
+                let lost = (total - done) as u64;
+                tracing::error!(
+                    lost,
+                    "usage rows held in memory could not be saved to the journal at stop"
+                );
+                self.memory.count_lost(lost);
+                self.memory.release(total as u64);
+                self.forget(lost);
+                return;
+            }
+        }
+        self.memory.release(total as u64);
+    }
+}
+
+impl Drop for Journal {
+    /// Rows still held only in memory die with the journal (a writer that never ran or did
+    /// not finish): said and counted, never silent.
+    fn drop(&mut self) {
+        let held = self.memory.held();
+        if held > 0 {
+            tracing::error!(
+                lost = held,
+                "usage rows held only in memory are lost with the journal"
+            );
+            self.memory.count_lost(held);
+        }
     }
 }
