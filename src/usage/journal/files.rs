@@ -111,7 +111,14 @@ pub(crate) fn count_lines(path: &Path) -> io::Result<u64> {
 /// Binds the (locked) journal folder to `database_id`. A folder bound to another database has
 /// its segments and refused rows moved to `foreign/<that id>/`, never to be inserted here; a
 /// folder without `journal.id` (new, or from before the binding) is taken as this database's.
+/// Segments set aside earlier for this very database come back, to be replayed.
 pub(crate) fn bind(dir: &Path, database_id: &str) -> io::Result<Option<SetAside>> {
+    let set_aside = bind_id(dir, database_id)?;
+    restore(dir, database_id)?;
+    Ok(set_aside)
+}
+
+fn bind_id(dir: &Path, database_id: &str) -> io::Result<Option<SetAside>> {
     let bound = match fs::read_to_string(dir.join(ID_FILE)) {
         Ok(text) => Some(text.trim().to_owned()),
         Err(err) if err.kind() == io::ErrorKind::NotFound => None,
@@ -153,6 +160,38 @@ fn set_aside(dir: &Path, database_id: String) -> io::Result<Option<SetAside>> {
         rows,
         folder,
     }))
+}
+
+/// Moves segments from `foreign/<database_id>/` (set aside by a run on another database) back
+/// into the folder, after the segments it holds.
+fn restore(dir: &Path, database_id: &str) -> io::Result<()> {
+    let folder = dir.join(FOREIGN_DIR).join(folder_name(database_id));
+    let mut segments = Vec::new();
+    match fs::read_dir(&folder) {
+        Ok(entries) => {
+            for entry in entries {
+                let path = entry?.path();
+                let name = path.file_name().unwrap_or_default().to_string_lossy();
+                if name.contains("segment-") && name.ends_with(".jsonl") {
+                    segments.push(path);
+                }
+            }
+        }
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(err),
+    }
+    segments.sort();
+    let mut seq = list_segments(dir)?.last().copied().unwrap_or(0);
+    let mut rows = 0;
+    for segment in &segments {
+        rows += count_lines(segment)?;
+        seq += 1;
+        fs::rename(segment, segment_path(dir, seq))?;
+    }
+    if rows > 0 {
+        tracing::info!(rows, folder = %folder.display(), "usage rows set aside earlier for this database are back in its journal and will be written");
+    }
+    Ok(())
 }
 
 /// `journal.id` is written whole or not at all: a crash leaves the old binding.

@@ -346,6 +346,20 @@ fn rows_of_another_database_are_set_aside_at_open() {
     let journal = Journal::open_with(dir.path(), &for_db("db-b")).unwrap();
     assert_eq!(journal.backlog(), 1, "its own rows stay");
     assert_eq!(journal.health().set_aside, None);
+    drop(journal);
+
+    let journal = Journal::open_with(dir.path(), &for_db("db-a")).unwrap();
+    assert_eq!(journal.backlog(), 2, "db-a's rows come back to db-a");
+    assert_eq!(journal.health().set_aside.map(|aside| aside.rows), Some(1));
+    let ids: Vec<String> = read_lines(dir.path())
+        .iter()
+        .map(|line| serde_json::from_str::<UsageEvent>(line).unwrap().request_id)
+        .collect();
+    assert_eq!(ids, ["a-1", "a-2"]);
+    assert_eq!(
+        read_lines(&dir.path().join(FOREIGN_DIR).join("db-b")).len(),
+        1
+    );
 }
 
 #[test]
