@@ -129,7 +129,16 @@ fn bind_id(dir: &Path, database_id: &str) -> io::Result<Option<SetAside>> {
         Some(bound) => set_aside(dir, bound)?,
         None => None,
     };
-    write_id(dir, database_id)?;
+    if let Err(error) = write_id(dir, database_id) {
+        // A full disk must not stop the gateway from starting. Without `journal.id` the folder
+        // is taken as the next run's database's, which holds: its rows are all this one's.
+        match fs::remove_file(dir.join(ID_FILE)) {
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(_) => return Err(error),
+        }
+        tracing::warn!(%error, dir = %dir.display(), "cannot write journal.id; the usage journal stays unbound until a later start");
+    }
     Ok(set_aside)
 }
 

@@ -376,3 +376,26 @@ fn a_folder_without_an_id_is_taken_by_the_first_database() {
     assert_eq!(journal.backlog(), 1);
     assert_eq!(journal.health().set_aside, None);
 }
+
+#[test]
+fn a_full_disk_at_start_leaves_the_folder_unbound_but_opens() {
+    let Some(disk) = FullDisk::mount() else {
+        return;
+    };
+    let dir = disk.path().join("journal");
+    let options = |id: &str| JournalOptions {
+        database_id: Some(id.to_owned()),
+        ..JournalOptions::default()
+    };
+    drop(Journal::open_with(&dir, &options("db-a")).unwrap());
+    disk.fill();
+    let journal = Journal::open_with(&dir, &options("db-b")).unwrap();
+    assert!(!dir.join(ID_FILE).exists(), "never left saying db-a");
+    drop(journal);
+    disk.free();
+    drop(Journal::open_with(&dir, &options("db-b")).unwrap());
+    assert_eq!(
+        fs::read_to_string(dir.join(ID_FILE)).unwrap().trim(),
+        "db-b"
+    );
+}
