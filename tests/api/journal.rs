@@ -18,12 +18,12 @@ use crate::on_both_backends;
 
 /// A small tmpfs that can be filled to the last byte; `None` where this process may not mount
 /// one (the test is then skipped, saying so).
-struct FullDisk {
+pub struct FullDisk {
     folder: tempfile::TempDir,
 }
 
 impl FullDisk {
-    fn mount() -> Option<FullDisk> {
+    pub fn mount() -> Option<FullDisk> {
         let folder = tempfile::tempdir().unwrap();
         let mounted = std::process::Command::new("mount")
             .args(["-t", "tmpfs", "-o", "size=512k,mode=0755", "tmpfs"])
@@ -37,18 +37,18 @@ impl FullDisk {
         mounted.then_some(FullDisk { folder })
     }
 
-    fn journal_dir(&self) -> PathBuf {
+    pub fn journal_dir(&self) -> PathBuf {
         self.folder.path().join("journal")
     }
 
-    fn fill(&self) {
+    pub fn fill(&self) {
         let mut filler = std::fs::File::create(self.folder.path().join("filler")).unwrap();
         let block = vec![0u8; 4096];
         while filler.write_all(&block).is_ok() {}
         while filler.write_all(&block[..1]).is_ok() {}
     }
 
-    fn free(&self) {
+    pub fn free(&self) {
         std::fs::remove_file(self.folder.path().join("filler")).unwrap();
     }
 }
