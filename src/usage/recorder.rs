@@ -42,8 +42,8 @@ impl Ledger {
         self.journal.as_ref()
     }
 
-    /// Whether a new request may be served: false only while the journal cannot be written,
-    /// `[usage] memory_rows` rows wait in memory and `on_journal_full = "refuse"`. Cheap.
+    /// Whether a new request may be served: false only under `on_journal_full = "refuse"`
+    /// while `[usage] memory_rows` rows the journal could not take wait in memory. Cheap.
     pub fn accepting(&self) -> bool {
         self.journal
             .as_ref()
