@@ -379,6 +379,9 @@ fn ledger_unavailable() -> ApiError {
 }
 
 #[cfg(test)]
+mod refusal_tests;
+
+#[cfg(test)]
 mod tests {
     use axum::body::Body;
     use axum::middleware::from_fn_with_state;
