@@ -111,7 +111,8 @@ pub struct Journal {
 
 /// The segment being appended to.
 struct Tail {
-    /// `None` after a failed write: the file may end in a partial line, so no row may follow it.
+    /// `None` after a write that failed part way: the file may end in a partial line, so no
+    /// row may follow it.
     file: Option<std::fs::File>,
     len: u64,
     next_seq: u64,
@@ -253,17 +254,26 @@ impl Journal {
             }
             Err(err) => {
                 metrics::counter!(METRIC_JOURNAL_ERRORS).increment(1);
-                tail.file = None;
-                tail.retry_at = Instant::now() + REOPEN_DELAY;
+                // A segment the failed write left unchanged takes the next row as it is (no
+                // new file per attempt on a full disk, and writes resume the moment there is
+                // room); one that got part of the line is closed for good.
+                let unchanged = file.metadata().is_ok_and(|meta| meta.len() == tail.len);
+                if !unchanged {
+                    tail.file = None;
+                    tail.retry_at = Instant::now() + REOPEN_DELAY;
+                }
                 self.enter_failure(&mut tail, &err);
                 Err(err)
             }
         }
     }
 
-    /// Starts a new segment when there is none or the current one is full.
+    /// Starts a new segment when there is none or the current one is full; `force` also
+    /// replaces one that is failing.
     fn ensure_segment(&self, tail: &mut Tail, force: bool) {
-        let full = tail.file.is_none() || tail.len >= self.segment_limit;
+        let full = tail.file.is_none()
+            || tail.len >= self.segment_limit
+            || (force && tail.failing.is_some());
         if !full || (!force && Instant::now() < tail.retry_at) {
             return;
         }
