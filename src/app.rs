@@ -17,7 +17,9 @@ use crate::state::AppState;
 use crate::store::Db;
 use crate::telemetry::metrics_handle;
 use crate::upstream::ZhipuClient;
-use crate::usage::{maintenance, run_writer, Journal, Ledger, PriceTable, WriterSettings};
+use crate::usage::{
+    maintenance, run_writer, Journal, JournalOptions, Ledger, PriceTable, WriterSettings,
+};
 
 /// After the grace period, how long ended streams get to reach their clients.
 const CLOSING_TIME: std::time::Duration = std::time::Duration::from_secs(5);
@@ -56,15 +58,9 @@ impl App {
         let count = keys.reload(&db).await.context("cannot load the API keys")?;
         let zhipu = ZhipuClient::new(&config.zhipu, &config.images)
             .context("cannot build the upstream HTTP client")?;
+        let metrics = metrics_handle();
         let journal = match config.usage.enabled {
-            true => Some(Arc::new(
-                Journal::open(&config.usage.journal_dir).with_context(|| {
-                    format!(
-                        "cannot open the usage journal in {}",
-                        config.usage.journal_dir.display()
-                    )
-                })?,
-            )),
+            true => Some(Arc::new(open_journal(&config, &db).await?)),
             false => None,
         };
         let ledger = Ledger::new(
@@ -84,7 +80,7 @@ impl App {
             tasks: TaskTracker::new(),
             shutdown: CancellationToken::new(),
             hard_stop: CancellationToken::new(),
-            metrics: metrics_handle(),
+            metrics,
         };
         state.keys.spawn_refresh(
             state.db.clone(),
@@ -198,6 +194,26 @@ impl App {
         state.db.close().await;
         Ok(())
     }
+}
+
+/// Opens the usage journal bound to this database: rows it holds for another database (the
+/// folder is kept while DATABASE_URL changed) are set aside, never inserted here.
+async fn open_journal(config: &Config, db: &Db) -> anyhow::Result<Journal> {
+    let database_id = match db.database_id().await {
+        Ok(id) => Some(id),
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the database identity (migrations not applied?); the usage journal is not bound to this database");
+            None
+        }
+    };
+    let options = JournalOptions {
+        memory_rows: config.usage.memory_rows,
+        on_full: config.usage.on_journal_full,
+        database_id,
+    };
+    let dir = &config.usage.journal_dir;
+    Journal::open_with(dir, &options)
+        .with_context(|| format!("cannot open the usage journal in {}", dir.display()))
 }
 
 /// Completes on Ctrl-C or SIGTERM.

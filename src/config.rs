@@ -102,6 +102,20 @@ pub struct UsageConfig {
     pub store_content: bool,
     /// How long a stream is still read after its client left, to learn the usage.
     pub drain_timeout: Duration,
+    /// Rows held in memory while the journal cannot be written (a full disk).
+    pub memory_rows: u64,
+    /// What happens once `memory_rows` rows are held in memory.
+    pub on_journal_full: OnJournalFull,
+}
+
+/// `[usage] on_journal_full`: with the journal unwritable and `memory_rows` rows in memory,
+/// keep serving and lose (and count) rows, or refuse requests with 503 `ledger_unavailable`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnJournalFull {
+    #[default]
+    Serve,
+    Refuse,
 }
 
 /// One price, in CNY, effective from `since` (UTC) until a later entry for the same model.
@@ -187,6 +201,8 @@ struct FileUsage {
     retention_days: Option<u32>,
     store_content: Option<bool>,
     drain_timeout_secs: Option<u64>,
+    memory_rows: Option<u64>,
+    on_journal_full: Option<OnJournalFull>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -407,6 +423,8 @@ fn usage_config(
         },
         store_content: file.store_content.unwrap_or(false),
         drain_timeout: Duration::from_secs(file.drain_timeout_secs.unwrap_or(30)),
+        memory_rows: positive("usage.memory_rows", file.memory_rows.unwrap_or(10_000))?,
+        on_journal_full: file.on_journal_full.unwrap_or_default(),
     })
 }
 

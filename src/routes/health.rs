@@ -7,6 +7,7 @@ use axum::Json;
 use serde_json::json;
 
 use crate::state::AppState;
+use crate::usage::Journal;
 
 /// Key reloads older than this mean the database is not answering.
 const STALE_KEYS_MS: i64 = 5_000;
@@ -43,17 +44,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         );
     }
     if let Some(journal) = state.ledger.journal() {
-        let health = journal.health();
-        if let Some(since) = health.failing_since {
-            degraded.insert(
-                "ledger".into(),
-                json!(format!(
-                    "{} usage rows waiting in the journal; database writes failing since {}",
-                    health.backlog,
-                    since.to_rfc3339()
-                )),
-            );
-        }
+        ledger_trouble(journal, &mut degraded);
     }
     if state.config.zhipu.api_keys.is_empty() {
         degraded.insert("upstream".into(), json!("no Zhipu API key configured"));
@@ -67,6 +58,50 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     };
     Json(json!({ "status": status, "database": state.db.backend(), "degraded": degraded }))
         .into_response()
+}
+
+/// What `/readyz` says about the ledger: database writes failing (`ledger`), the journal
+/// unwritable or rows held only in memory (`journal`), rows of another database set aside at
+/// start (`journal_foreign`).
+fn ledger_trouble(journal: &Journal, degraded: &mut serde_json::Map<String, serde_json::Value>) {
+    let health = journal.health();
+    if let Some(since) = health.failing_since {
+        degraded.insert(
+            "ledger".into(),
+            json!(format!(
+                "{} usage rows waiting in the journal; database writes failing since {}",
+                health.backlog,
+                since.to_rfc3339()
+            )),
+        );
+    }
+    let held = format!(
+        "{} usage rows held only in memory (lost on a crash), {} lost since start",
+        health.rows_in_memory, health.rows_lost
+    );
+    if let (Some(since), Some(error)) = (health.journal_failing_since, &health.journal_error) {
+        degraded.insert(
+            "journal".into(),
+            json!(format!(
+                "cannot write the usage journal in {} since {} ({error}); {held}",
+                journal.dir().display(),
+                since.to_rfc3339()
+            )),
+        );
+    } else if health.rows_in_memory > 0 {
+        degraded.insert("journal".into(), json!(held));
+    }
+    if let Some(aside) = health.set_aside {
+        degraded.insert(
+            "journal_foreign".into(),
+            json!(format!(
+                "{} usage rows journaled for another database (id {}) were set aside in {}, not inserted",
+                aside.rows,
+                aside.database_id,
+                aside.folder.display()
+            )),
+        );
+    }
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {

@@ -1,6 +1,7 @@
 //! The database: Postgres or the embedded SQLite default, one schema, one migration set each.
 //! Queries are checked at run time and tested on both backends; SQL is never built from input.
 
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -37,10 +38,16 @@ pub enum Db {
 }
 
 impl Db {
-    /// Connects lazily-checked pools; a SQLite file is created when missing.
+    /// Connects lazily-checked pools; a SQLite file is created when missing, readable by its
+    /// owner only (it holds key hashes and, with `store_content`, prompt text).
     pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
         if url.starts_with("sqlite:") {
-            let options = SqliteConnectOptions::from_str(url)?
+            let options = SqliteConnectOptions::from_str(url)?;
+            if !(url.contains(":memory:") || url.contains("mode=memory") || url.contains("mode=ro"))
+            {
+                create_private_file(options.get_filename())?;
+            }
+            let options = options
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
@@ -68,6 +75,19 @@ impl Db {
         }
     }
 
+    /// This database's identity (`gateway_identity`, made on first call after the
+    /// migrations): what binds a usage journal to the database its rows belong to.
+    pub async fn database_id(&self) -> Result<String, sqlx::Error> {
+        const MAKE: &str = "INSERT INTO gateway_identity (id, database_id) VALUES (1, $1) \
+                            ON CONFLICT (id) DO NOTHING";
+        const READ: &str = "SELECT database_id FROM gateway_identity WHERE id = 1";
+        let fresh = uuid::Uuid::new_v4().to_string();
+        on_pool!(self, |pool| {
+            sqlx::query(MAKE).bind(&fresh).execute(pool).await?;
+            sqlx::query_scalar(READ).fetch_one(pool).await
+        })
+    }
+
     pub fn backend(&self) -> &'static str {
         match self {
             Self::Postgres(_) => "postgres",
@@ -80,5 +100,23 @@ impl Db {
             Self::Postgres(pool) => pool.close().await,
             Self::Sqlite(pool) => pool.close().await,
         }
+    }
+}
+
+/// Creates a missing SQLite database file with mode 0600 before SQLite opens it (SQLite would
+/// create it by the umask, often world-readable); its `-wal` and `-shm` files take that mode.
+/// An existing file keeps the mode its owner gave it.
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    if path.as_os_str().is_empty() {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(err) => Err(err),
     }
 }

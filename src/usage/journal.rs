@@ -1,10 +1,9 @@
 //! The usage journal: rows appended as JSON lines to local segment files, the queue between the
 //! request path and the database writer. Owns the directory, its lock, the segment files, the
-//! backlog count and the ledger's health; it never touches the database.
+//! rows held in memory while no segment can be written, and the ledger's health; it never
+//! touches the database.
 
-use std::collections::VecDeque;
-use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -15,15 +14,21 @@ use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 
 use super::UsageEvent;
+use crate::config::OnJournalFull;
+use files::{create_private_dir, create_segment, lock_dir, naming, private_file};
+use memory::Memory;
 
+pub(super) use files::{list_segments, segment_path};
+pub use files::{SetAside, FOREIGN_DIR, ID_FILE, REJECTED_FILE};
+
+mod files;
+mod memory;
 #[cfg(test)]
 pub(super) mod tests;
 
 /// A segment that has passed this size is closed and a new one started, so the writer can
 /// delete committed rows a segment at a time.
 const SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
-/// Rows kept in memory while the journal cannot be written; past this they are lost.
-const OVERFLOW_CAP: usize = 100_000;
 /// After a failed write, how long appends go to memory before a new segment is tried, so a
 /// full disk does not get a new (empty) segment file per request.
 const REOPEN_DELAY: Duration = Duration::from_secs(1);
@@ -34,8 +39,30 @@ pub(super) const METRIC_WRITE_ERRORS: &str = "glm_gateway_ledger_write_errors_to
 pub(super) const METRIC_JOURNAL_ERRORS: &str = "glm_gateway_ledger_journal_errors_total";
 pub(super) const METRIC_ROWS_LOST: &str = "glm_gateway_ledger_rows_lost_total";
 pub(super) const METRIC_ROWS_REJECTED: &str = "glm_gateway_ledger_rows_rejected_total";
-/// Rows the database refused, one JSON object a line: `{"reason", "row"}`.
-pub const REJECTED_FILE: &str = "rejected.jsonl";
+pub(super) const METRIC_ROWS_IN_MEMORY: &str = "glm_gateway_ledger_rows_in_memory";
+pub(super) const METRIC_ROWS_SET_ASIDE: &str = "glm_gateway_ledger_rows_set_aside_total";
+
+/// How a journal holds rows it cannot write, and which database it belongs to.
+#[derive(Debug, Clone)]
+pub struct JournalOptions {
+    /// Rows held in memory while no segment can be written (`[usage] memory_rows`).
+    pub memory_rows: u64,
+    /// What happens past `memory_rows` (`[usage] on_journal_full`).
+    pub on_full: OnJournalFull,
+    /// The identity of the database the rows go to. Rows the folder holds for another
+    /// database are set aside at open. `None` leaves the folder unbound.
+    pub database_id: Option<String>,
+}
+
+impl Default for JournalOptions {
+    fn default() -> Self {
+        Self {
+            memory_rows: 10_000,
+            on_full: OnJournalFull::Serve,
+            database_id: None,
+        }
+    }
+}
 
 /// The ledger's state as `/readyz` and `/metrics` see it.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,6 +75,17 @@ pub struct LedgerHealth {
     pub last_error: Option<String>,
     /// Rows the database reported as newly inserted since this process started.
     pub rows_written: u64,
+    /// When journal writes started failing (a full disk, a read-only folder); `None` while
+    /// they work.
+    pub journal_failing_since: Option<DateTime<Utc>>,
+    /// The error that started the journal failure.
+    pub journal_error: Option<String>,
+    /// Rows that exist only in memory: what a `kill -9` would lose now.
+    pub rows_in_memory: u64,
+    /// Rows lost since this process started.
+    pub rows_lost: u64,
+    /// Rows of another database found in the folder at open and set aside.
+    pub set_aside: Option<SetAside>,
 }
 
 /// An append-only journal of usage rows in `dir/segment-<20-digit sequence>.jsonl` files.
@@ -55,36 +93,32 @@ pub struct Journal {
     dir: PathBuf,
     segment_limit: u64,
     /// Held for the journal's life; the OS releases it however the process ends.
-    _lock: File,
+    _lock: std::fs::File,
     tail: Mutex<Tail>,
     /// Sequence of the newest segment. It is raised only after the last write to the previous
     /// segment, so a reader that sees it above its own segment knows that segment is complete.
     newest: AtomicU64,
     /// The oldest segment present at open: where the writer starts reading.
     first: u64,
-    overflow: Mutex<Overflow>,
+    memory: Memory,
     /// Raised before a row is written and lowered once it is committed (or lost), so it never
     /// dips below the true count while a fast writer commits a row its appender has not counted.
     backlog: AtomicU64,
     notify: Notify,
     health: Mutex<Health>,
+    set_aside: Option<SetAside>,
 }
 
 /// The segment being appended to.
 struct Tail {
-    /// `None` after a failed write: the file may end in a partial line, so no row may follow it.
-    file: Option<File>,
+    /// `None` after a write that failed part way: the file may end in a partial line, so no
+    /// row may follow it.
+    file: Option<std::fs::File>,
     len: u64,
     next_seq: u64,
     retry_at: Instant,
-    failing: bool,
-}
-
-#[derive(Default)]
-struct Overflow {
-    rows: VecDeque<UsageEvent>,
-    /// Rows lost since the queue last had room; reported when it has room again.
-    dropping: u64,
+    /// Since when, and why, no segment can be written.
+    failing: Option<(DateTime<Utc>, String)>,
 }
 
 #[derive(Default)]
@@ -95,21 +129,38 @@ struct Health {
 }
 
 impl Journal {
-    /// Opens (creating) `dir`, takes an exclusive lock on `dir/LOCK` (a second process on the
-    /// same dir gets an error naming the dir), and starts a new segment after any left by an
-    /// earlier process, which are read first.
+    /// Opens (creating, owner-only) `dir`, takes an exclusive lock on `dir/LOCK` (a second
+    /// process on the same dir gets an error naming the dir), and starts a new segment after
+    /// any left by an earlier process, which are read first.
     pub fn open(dir: &Path) -> io::Result<Journal> {
-        Self::open_with_limit(dir, SEGMENT_BYTES)
+        Self::open_with(dir, &JournalOptions::default())
     }
 
+    pub fn open_with(dir: &Path, options: &JournalOptions) -> io::Result<Journal> {
+        Self::open_inner(dir, options, SEGMENT_BYTES)
+    }
+
+    #[cfg(test)]
     pub(super) fn open_with_limit(dir: &Path, segment_limit: u64) -> io::Result<Journal> {
+        Self::open_inner(dir, &JournalOptions::default(), segment_limit)
+    }
+
+    fn open_inner(dir: &Path, options: &JournalOptions, segment_limit: u64) -> io::Result<Self> {
         let named = |err| naming(dir, err);
-        fs::create_dir_all(dir).map_err(named)?;
+        create_private_dir(dir).map_err(named)?;
         let lock = lock_dir(dir)?;
+        let set_aside = match &options.database_id {
+            Some(id) => files::bind(dir, id).map_err(named)?,
+            None => None,
+        };
+        if let Some(aside) = &set_aside {
+            metrics::counter!(METRIC_ROWS_SET_ASIDE).increment(aside.rows);
+            tracing::warn!(rows = aside.rows, journaled_for = %aside.database_id, folder = %aside.folder.display(), "the usage journal holds rows of another database (DATABASE_URL changed?); set aside, not inserted here");
+        }
         let existing = list_segments(dir).map_err(named)?;
         let mut backlog = 0;
         for seq in &existing {
-            backlog += count_lines(&segment_path(dir, *seq)).map_err(named)?;
+            backlog += files::count_lines(&segment_path(dir, *seq)).map_err(named)?;
         }
         let seq = existing.last().map_or(1, |last| last + 1);
         let file = create_segment(dir, seq).map_err(named)?;
@@ -126,28 +177,35 @@ impl Journal {
                 len: 0,
                 next_seq: seq + 1,
                 retry_at: Instant::now(),
-                failing: false,
+                failing: None,
             }),
             newest: AtomicU64::new(seq),
             first: existing.first().copied().unwrap_or(seq),
-            overflow: Mutex::new(Overflow::default()),
+            memory: Memory::new(options.memory_rows, options.on_full),
             backlog: AtomicU64::new(backlog),
             notify: Notify::new(),
             health: Mutex::new(Health::default()),
+            set_aside,
         })
     }
 
     /// Appends one row as one JSON line and wakes the writer. Never fails the caller: a row the
-    /// journal cannot take is kept in memory for the writer (up to `OVERFLOW_CAP`), else lost,
+    /// journal cannot take is held in memory for the writer (up to `memory_rows`), else lost,
     /// logged and counted.
     pub fn append(&self, event: &UsageEvent) {
         self.backlog.fetch_add(1, Ordering::AcqRel);
         let written = encode(event).is_some_and(|line| self.write_line(&line, false).is_ok());
-        if written || self.keep_in_memory(event) {
+        if written || self.memory.keep(event) {
             self.notify.notify_one();
         } else {
             self.forget(1);
         }
+    }
+
+    /// Whether new requests may be served: false only under `on_journal_full = "refuse"` with
+    /// `memory_rows` rows held in memory. One atomic load.
+    pub fn accepting(&self) -> bool {
+        self.memory.accepting()
     }
 
     /// Rows appended (or found in old segments at open) and not yet committed.
@@ -155,18 +213,31 @@ impl Journal {
         self.backlog.load(Ordering::Acquire)
     }
 
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     pub fn health(&self) -> LedgerHealth {
+        let (journal_failing_since, journal_error) = lock(&self.tail)
+            .failing
+            .clone()
+            .map_or((None, None), |(since, error)| (Some(since), Some(error)));
         let health = lock(&self.health);
         LedgerHealth {
             backlog: self.backlog(),
             failing_since: health.failing_since,
             last_error: health.last_error.clone(),
             rows_written: health.rows_written,
+            journal_failing_since,
+            journal_error,
+            rows_in_memory: self.memory.held(),
+            rows_lost: self.memory.lost(),
+            set_aside: self.set_aside.clone(),
         }
     }
 
     /// One `write` of a whole line, under the tail lock so lines never interleave.
-    fn write_line(&self, line: &[u8], force_reopen: bool) -> io::Result<()> {
+    pub(super) fn write_line(&self, line: &[u8], force_reopen: bool) -> io::Result<()> {
         let mut tail = lock(&self.tail);
         self.ensure_segment(&mut tail, force_reopen);
         let Some(file) = tail.file.as_mut() else {
@@ -176,29 +247,33 @@ impl Journal {
         match file.write_all(line) {
             Ok(()) => {
                 tail.len += line.len() as u64;
-                if tail.failing {
-                    tail.failing = false;
-                    tracing::info!(dir = %self.dir.display(), "usage journal writes work again");
+                if let Some((since, _)) = tail.failing.take() {
+                    tracing::info!(dir = %self.dir.display(), failing_since = %since, in_memory = self.memory.held(), "usage journal writes work again");
                 }
                 Ok(())
             }
             Err(err) => {
                 metrics::counter!(METRIC_JOURNAL_ERRORS).increment(1);
-                tail.file = None;
-                tail.retry_at = Instant::now() + REOPEN_DELAY;
-                self.log_failure(
-                    &mut tail,
-                    &err,
-                    "usage journal write failed; keeping rows in memory",
-                );
+                // A segment the failed write left unchanged takes the next row as it is (no
+                // new file per attempt on a full disk, and writes resume the moment there is
+                // room); one that got part of the line is closed for good.
+                let unchanged = file.metadata().is_ok_and(|meta| meta.len() == tail.len);
+                if !unchanged {
+                    tail.file = None;
+                    tail.retry_at = Instant::now() + REOPEN_DELAY;
+                }
+                self.enter_failure(&mut tail, &err);
                 Err(err)
             }
         }
     }
 
-    /// Starts a new segment when there is none or the current one is full.
+    /// Starts a new segment when there is none or the current one is full; `force` also
+    /// replaces one that is failing.
     fn ensure_segment(&self, tail: &mut Tail, force: bool) {
-        let full = tail.file.is_none() || tail.len >= self.segment_limit;
+        let full = tail.file.is_none()
+            || tail.len >= self.segment_limit
+            || (force && tail.failing.is_some());
         if !full || (!force && Instant::now() < tail.retry_at) {
             return;
         }
@@ -211,67 +286,17 @@ impl Journal {
             }
             Err(err) => {
                 tail.retry_at = Instant::now() + REOPEN_DELAY;
-                self.log_failure(tail, &err, "cannot start a usage journal segment");
+                self.enter_failure(tail, &err);
             }
         }
     }
 
-    /// Logs the first of a run of failures; every row they affect is counted by the caller.
-    fn log_failure(&self, tail: &mut Tail, err: &io::Error, message: &str) {
-        if !tail.failing {
-            tail.failing = true;
-            tracing::error!(error = %err, dir = %self.dir.display(), "{message}");
-        }
-    }
-
-    fn keep_in_memory(&self, event: &UsageEvent) -> bool {
-        let mut overflow = lock(&self.overflow);
-        if overflow.rows.len() >= OVERFLOW_CAP {
-            if overflow.dropping == 0 {
-                tracing::error!(
-                    cap = OVERFLOW_CAP,
-                    "usage journal unwritable and its memory queue full; losing usage rows"
-                );
-            }
-            overflow.dropping += 1;
-            metrics::counter!(METRIC_ROWS_LOST).increment(1);
-            return false;
-        }
-        if overflow.dropping > 0 {
-            tracing::error!(
-                lost = overflow.dropping,
-                "usage memory queue has room again"
-            );
-            overflow.dropping = 0;
-        }
-        overflow.rows.push_back(event.clone());
-        true
-    }
-
-    /// Up to `max` rows from the memory queue, oldest first.
-    pub(super) fn take_overflow(&self, max: usize) -> Vec<UsageEvent> {
-        let mut overflow = lock(&self.overflow);
-        let n = max.min(overflow.rows.len());
-        overflow.rows.drain(..n).collect()
-    }
-
-    /// At writer stop: writes rows that exist only in memory to the journal, so the next start
-    /// replays them; what still cannot be written is lost, logged and counted.
-    pub(super) fn persist_unwritten(&self, mut rows: Vec<UsageEvent>) {
-        rows.extend(lock(&self.overflow).rows.drain(..));
-        let total = rows.len();
-        for (done, row) in rows.iter().enumerate() {
-            let written = encode(row).is_some_and(|line| self.write_line(&line, done == 0).is_ok());
-            if !written {
-                let lost = (total - done) as u64;
-                tracing::error!(
-                    lost,
-                    "usage rows held in memory could not be saved to the journal at stop"
-                );
-                metrics::counter!(METRIC_ROWS_LOST).increment(lost);
-                self.forget(lost);
-                return;
-            }
+    /// Logs the first of a run of failures, once and loudly; every row they affect is held
+    /// in memory or counted as lost by the caller.
+    fn enter_failure(&self, tail: &mut Tail, err: &io::Error) {
+        if tail.failing.is_none() {
+            tail.failing = Some((Utc::now(), err.to_string()));
+            tracing::error!(error = %err, dir = %self.dir.display(), memory_rows = self.memory.limit(), "CANNOT WRITE THE USAGE JOURNAL; usage rows are held in memory and inserted into the database directly; a crash now loses them");
         }
     }
 
@@ -292,10 +317,16 @@ impl Journal {
         metrics::gauge!(METRIC_BACKLOG).set(self.backlog() as f64);
     }
 
-    /// A batch of `rows` committed, `inserted` of them new to the database. Returns when
-    /// failing started if this ends a failure.
-    pub(super) fn record_commit(&self, rows: u64, inserted: u64) -> Option<DateTime<Utc>> {
+    /// A batch of `rows` committed, `inserted` of them new to the database and `from_memory`
+    /// of them held in memory. Returns when failing started if this ends a failure.
+    pub(super) fn record_commit(
+        &self,
+        rows: u64,
+        inserted: u64,
+        from_memory: u64,
+    ) -> Option<DateTime<Utc>> {
         self.forget(rows);
+        self.memory.release(from_memory);
         self.publish_backlog();
         metrics::counter!(METRIC_ROWS_WRITTEN).increment(inserted);
         let mut health = lock(&self.health);
@@ -315,10 +346,6 @@ impl Journal {
         starts
     }
 
-    pub(super) fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// Sets aside a row the database refuses for what it is (not for being unreachable), so
     /// that it cannot hold up the rows behind it: it goes to `rejected.jsonl` beside the
     /// segments, with the reason, for an operator to look at and load by hand.
@@ -328,13 +355,13 @@ impl Journal {
         let line = serde_json::json!({ "reason": reason, "row": row });
         let mut bytes = line.to_string().into_bytes();
         bytes.push(b'\n');
-        let written = OpenOptions::new()
+        let written = private_file()
             .create(true)
             .append(true)
             .open(self.dir.join(REJECTED_FILE))
             .and_then(|mut file| file.write_all(&bytes));
         if let Err(error) = written {
-            metrics::counter!(METRIC_ROWS_LOST).increment(1);
+            self.memory.count_lost(1);
             tracing::error!(request_id = %row.request_id, %error, "a refused usage row could not be set aside and is lost");
         }
     }
@@ -348,20 +375,12 @@ impl Journal {
     }
 }
 
-/// Journal errors name the directory: the operator's first question.
-fn naming(dir: &Path, err: io::Error) -> io::Error {
-    io::Error::new(
-        err.kind(),
-        format!("usage journal {}: {err}", dir.display()),
-    )
-}
-
 /// A poisoned lock only means another thread panicked mid-append; the data stays usable.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn encode(event: &UsageEvent) -> Option<Vec<u8>> {
+pub(super) fn encode(event: &UsageEvent) -> Option<Vec<u8>> {
     match serde_json::to_vec(event) {
         Ok(mut line) => {
             line.push(b'\n');
@@ -370,66 +389,6 @@ fn encode(event: &UsageEvent) -> Option<Vec<u8>> {
         Err(err) => {
             tracing::error!(error = %err, request_id = %event.request_id, "cannot encode a usage row");
             None
-        }
-    }
-}
-
-fn lock_dir(dir: &Path) -> io::Result<File> {
-    let path = dir.join("LOCK");
-    let open = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path);
-    let file = open.map_err(|err| naming(dir, err))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(TryLockError::WouldBlock) => Err(naming(
-            dir,
-            io::Error::new(io::ErrorKind::WouldBlock, "in use by another process"),
-        )),
-        Err(TryLockError::Error(err)) => Err(naming(dir, err)),
-    }
-}
-
-pub(super) fn segment_path(dir: &Path, seq: u64) -> PathBuf {
-    dir.join(format!("segment-{seq:020}.jsonl"))
-}
-
-fn create_segment(dir: &Path, seq: u64) -> io::Result<File> {
-    OpenOptions::new()
-        .append(true)
-        .create_new(true)
-        .open(segment_path(dir, seq))
-}
-
-/// Sequences of the segment files in `dir`, ascending; other files are ignored.
-pub(super) fn list_segments(dir: &Path) -> io::Result<Vec<u64>> {
-    let mut seqs = Vec::new();
-    for entry in fs::read_dir(dir)? {
-        let name = entry?.file_name();
-        let seq = name
-            .to_str()
-            .and_then(|name| name.strip_prefix("segment-")?.strip_suffix(".jsonl"))
-            .filter(|digits| digits.len() == 20)
-            .and_then(|digits| digits.parse::<u64>().ok());
-        seqs.extend(seq);
-    }
-    seqs.sort_unstable();
-    Ok(seqs)
-}
-
-/// Complete (newline-terminated) lines in a segment: the rows it holds for the backlog.
-fn count_lines(path: &Path) -> io::Result<u64> {
-    let mut file = File::open(path)?;
-    let mut chunk = vec![0u8; 64 * 1024];
-    let mut lines = 0;
-    loop {
-        match file.read(&mut chunk) {
-            Ok(0) => return Ok(lines),
-            Ok(n) => lines += chunk[..n].iter().filter(|b| **b == b'\n').count() as u64,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(err),
         }
     }
 }

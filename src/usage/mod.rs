@@ -11,7 +11,9 @@ mod recorder;
 mod tap;
 mod writer;
 
-pub use journal::{Journal, LedgerHealth, REJECTED_FILE};
+pub use journal::{
+    Journal, JournalOptions, LedgerHealth, SetAside, FOREIGN_DIR, ID_FILE, REJECTED_FILE,
+};
 pub use prices::PriceTable;
 pub use recorder::{track_usage, Ledger, StreamEnd, UsageTicket};
 pub use tap::{Prompt, Tap, TokenUsage};

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -39,6 +40,14 @@ impl Ledger {
 
     pub fn journal(&self) -> Option<&Arc<Journal>> {
         self.journal.as_ref()
+    }
+
+    /// Whether a new request may be served: false only under `on_journal_full = "refuse"`
+    /// while `[usage] memory_rows` rows the journal could not take wait in memory. Cheap.
+    pub fn accepting(&self) -> bool {
+        self.journal
+            .as_ref()
+            .is_none_or(|journal| journal.accepting())
     }
 
     pub fn stores_content(&self) -> bool {
@@ -338,6 +347,9 @@ pub async fn track_usage(
     ) else {
         return next.run(request).await;
     };
+    if !ledger.accepting() {
+        return ledger_unavailable().into_response();
+    }
     let ticket = UsageTicket(Arc::new(Pending {
         ledger,
         request_id,
@@ -359,6 +371,23 @@ pub async fn track_usage(
     }
     response
 }
+
+/// Seconds a refused client is told to wait: the writer usually frees memory within that.
+const LEDGER_RETRY_SECS: u64 = 5;
+
+/// The answer while the ledger can take no row: the request is refused, never served unrecorded.
+fn ledger_unavailable() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "server_error",
+        "the gateway cannot record usage right now (its usage journal cannot be written and its memory for rows is full); retry later",
+    )
+    .code("ledger_unavailable")
+    .retry_after(LEDGER_RETRY_SECS)
+}
+
+#[cfg(test)]
+mod refusal_tests;
 
 #[cfg(test)]
 mod tests {

@@ -63,7 +63,8 @@ struct Writer<S> {
     /// The rows being inserted. While inserts fail nothing more is read, so an outage holds
     /// rows on disk, not in memory.
     batch: Vec<UsageEvent>,
-    /// Parallel to `batch`: rows from the journal's memory queue rather than a segment file.
+    /// Parallel to `batch`: rows from the journal's memory queue rather than a segment file;
+    /// a batch with any is inserted at once.
     in_memory: Vec<bool>,
     /// When the batch's first row was read.
     oldest: Option<Instant>,
@@ -105,9 +106,16 @@ impl<S: UsageSink> Writer<S> {
         }
     }
 
-    /// Reads rows into the batch until it is full or the journal has no more.
+    /// Fills the batch: first rows held only in memory (at risk until inserted), then rows
+    /// from the segments, until it is full or the journal has no more.
     fn fill(&mut self) {
         let want = self.settings.batch_size.max(1);
+        for row in self
+            .journal
+            .take_overflow(want - self.batch.len().min(want))
+        {
+            self.push(row, true);
+        }
         while self.batch.len() < want {
             match self.reader.next_row(&self.journal) {
                 Ok(Some(row)) => self.push(row, false),
@@ -126,9 +134,6 @@ impl<S: UsageSink> Writer<S> {
             self.read_failing = false;
             tracing::info!("usage journal reads work again");
         }
-        for row in self.journal.take_overflow(want - self.batch.len()) {
-            self.push(row, true);
-        }
     }
 
     fn push(&mut self, row: UsageEvent, in_memory: bool) {
@@ -141,7 +146,9 @@ impl<S: UsageSink> Writer<S> {
         let Some(oldest) = self.oldest else {
             return false;
         };
+        // A row held only in memory goes to the database at once: a crash would lose it.
         self.batch.len() >= self.settings.batch_size
+            || self.in_memory.contains(&true)
             || oldest.elapsed() >= self.settings.flush_interval
             || self.deadline.is_some()
     }
@@ -189,6 +196,9 @@ impl<S: UsageSink> Writer<S> {
                     if self.journal.record_failure(&err.message) {
                         tracing::warn!(error = %err.message, rows = self.batch.len(), "usage inserts failing; rows stay in the journal and are retried");
                     }
+                    if self.spill_memory_rows() {
+                        return true;
+                    }
                 }
             }
             let wake = Instant::now() + delay;
@@ -224,11 +234,31 @@ impl<S: UsageSink> Writer<S> {
         Some(inserted)
     }
 
+    /// While inserts fail, rows held only in memory go to the journal if it takes them again
+    /// (the disk has room): from the batch, then from the queue. Returns true when that left
+    /// the batch empty (nothing to insert now).
+    fn spill_memory_rows(&mut self) -> bool {
+        if self.in_memory.contains(&true) {
+            let (memory, disk): (Vec<_>, Vec<_>) = std::mem::take(&mut self.batch)
+                .into_iter()
+                .zip(std::mem::take(&mut self.in_memory))
+                .partition(|(_, in_memory)| *in_memory);
+            let memory: Vec<UsageEvent> = memory.into_iter().map(|(row, _)| row).collect();
+            let saved = self.journal.save_from_memory(&memory);
+            let kept = memory.into_iter().skip(saved).map(|row| (row, true));
+            (self.batch, self.in_memory) = disk.into_iter().chain(kept).unzip();
+        }
+        self.journal.spill_memory();
+        if self.batch.is_empty() {
+            self.oldest = None;
+        }
+        self.batch.is_empty()
+    }
+
     fn committed(&mut self, inserted: u64) {
-        if let Some(since) = self
-            .journal
-            .record_commit(self.batch.len() as u64, inserted)
-        {
+        let from_memory = self.in_memory.iter().filter(|m| **m).count() as u64;
+        let rows = self.batch.len() as u64;
+        if let Some(since) = self.journal.record_commit(rows, inserted, from_memory) {
             tracing::info!(failing_since = %since, "usage inserts work again");
         }
         self.batch.clear();

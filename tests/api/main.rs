@@ -12,6 +12,8 @@ mod embeddings;
 mod errors;
 mod faults;
 mod images;
+mod journal;
+mod journal_crash;
 mod ledger;
 mod ledger_sql;
 mod operations;

@@ -1,3 +1,4 @@
+use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 
 use chrono::TimeZone;
@@ -142,5 +143,265 @@ fn rows_kept_in_memory_are_saved_to_a_new_segment_at_stop() {
         journal.backlog(),
         1,
         "b was counted by its own append, not here"
+    );
+}
+
+/// A small tmpfs that can be filled to the last byte: a real full disk. `None` where this
+/// process may not mount (not root, no tmpfs), and the caller falls back to `break_tail`.
+pub(crate) struct FullDisk {
+    folder: tempfile::TempDir,
+}
+
+impl FullDisk {
+    pub(crate) fn mount() -> Option<FullDisk> {
+        let folder = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=256k,mode=0755", "tmpfs"])
+            .arg(folder.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        if !mounted {
+            eprintln!("cannot mount a tmpfs here; simulating the full disk with /dev/full");
+        }
+        mounted.then_some(FullDisk { folder })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        self.folder.path()
+    }
+
+    /// Takes every free byte.
+    pub(crate) fn fill(&self) {
+        let mut filler = File::create(self.path().join("filler")).unwrap();
+        let block = vec![0u8; 4096];
+        while filler.write_all(&block).is_ok() {}
+        while filler.write_all(&block[..1]).is_ok() {}
+    }
+
+    pub(crate) fn free(&self) {
+        fs::remove_file(self.path().join("filler")).unwrap();
+    }
+}
+
+impl Drop for FullDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("--lazy")
+            .arg(self.folder.path())
+            .status();
+    }
+}
+
+/// A journal whose writes fail as on a full disk: on a filled tmpfs when one can be mounted,
+/// else through `/dev/full` (then only for `REOPEN_DELAY`, when a new segment is tried).
+/// The disk comes first, so that `let (_disk, journal)` drops the journal before unmounting.
+pub(crate) fn unwritable(options: &JournalOptions) -> (Option<FullDisk>, Journal) {
+    let disk = FullDisk::mount();
+    let fallback = tempfile::tempdir().unwrap();
+    let dir = disk.as_ref().map_or(fallback.path(), FullDisk::path);
+    let journal = Journal::open_with(&dir.join("journal"), options).unwrap();
+    match &disk {
+        Some(disk) => disk.fill(),
+        None => journal.break_tail(),
+    }
+    (disk, journal)
+}
+
+pub(crate) fn bounded(memory_rows: u64, on_full: OnJournalFull) -> JournalOptions {
+    JournalOptions {
+        memory_rows,
+        on_full,
+        database_id: None,
+    }
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[cfg(unix)]
+#[test]
+fn the_folder_and_its_files_are_private() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("journal");
+    let journal = Journal::open_with(&dir, &bounded(10, OnJournalFull::Serve)).unwrap();
+    journal.append(&event("a"));
+    journal.reject(&event("b"), "refused");
+    drop(journal);
+    let journal = Journal::open_with(
+        &dir,
+        &JournalOptions {
+            database_id: Some("db-1".into()),
+            ..JournalOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(mode(&dir), 0o700, "the journal folder");
+    for entry in fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+    }
+    assert!(dir.join(ID_FILE).exists() && dir.join(REJECTED_FILE).exists());
+    drop(journal);
+}
+
+#[test]
+fn a_full_disk_is_reported_and_rows_past_the_memory_bound_are_counted_as_lost() {
+    let (_disk, journal) = unwritable(&bounded(5, OnJournalFull::Serve));
+    for n in 0..8 {
+        journal.append(&event(&format!("row-{n}")));
+    }
+    let health = journal.health();
+    assert!(health.journal_failing_since.is_some(), "{health:?}");
+    assert!(health.journal_error.is_some());
+    assert_eq!((health.rows_in_memory, health.rows_lost), (5, 3));
+    assert_eq!(health.backlog, 5, "lost rows leave the backlog");
+    assert!(journal.accepting(), "the serve policy keeps serving");
+    let kept: Vec<String> = journal
+        .take_overflow(100)
+        .into_iter()
+        .map(|row| row.request_id)
+        .collect();
+    assert_eq!(kept, ["row-0", "row-1", "row-2", "row-3", "row-4"]);
+    assert_eq!(journal.health().rows_in_memory, 5, "held until committed");
+    journal.record_commit(5, 5, 5);
+    assert_eq!(journal.health().rows_in_memory, 0);
+    journal.append(&event("row-8"));
+    assert_eq!(journal.health().rows_lost, 3, "room again: kept");
+}
+
+#[test]
+fn the_refuse_policy_stops_accepting_at_the_bound_and_loses_nothing() {
+    let (_disk, journal) = unwritable(&bounded(3, OnJournalFull::Refuse));
+    for n in 0..3 {
+        assert!(journal.accepting());
+        journal.append(&event(&format!("row-{n}")));
+    }
+    assert!(!journal.accepting(), "bound reached");
+    journal.append(&event("admitted-before"));
+    let health = journal.health();
+    assert_eq!((health.rows_in_memory, health.rows_lost), (4, 0));
+    let taken = journal.take_overflow(10);
+    journal.record_commit(taken.len() as u64, 4, taken.len() as u64);
+    assert!(journal.accepting(), "the database took the rows");
+}
+
+#[test]
+fn the_journal_recovers_when_the_disk_has_room_again() {
+    let Some(disk) = FullDisk::mount() else {
+        return;
+    };
+    let journal = Journal::open(&disk.path().join("journal")).unwrap();
+    disk.fill();
+    journal.append(&event("a"));
+    assert!(journal.health().journal_failing_since.is_some());
+    journal.append(&event("a2"));
+    disk.free();
+    journal.append(&event("b"));
+    let health = journal.health();
+    assert_eq!(health.journal_failing_since, None, "{health:?}");
+    assert_eq!(health.rows_in_memory, 2, "a and a2 wait for the writer");
+    assert_eq!(
+        list_segments(&disk.path().join("journal")).unwrap().len(),
+        1,
+        "no new segment per failed attempt; writes resume at once"
+    );
+    let ids: Vec<String> = read_lines(&disk.path().join("journal"))
+        .iter()
+        .map(|line| serde_json::from_str::<UsageEvent>(line).unwrap().request_id)
+        .collect();
+    assert_eq!(ids, ["b"]);
+}
+
+#[test]
+fn rows_of_another_database_are_set_aside_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let for_db = |id: &str| JournalOptions {
+        database_id: Some(id.to_owned()),
+        ..JournalOptions::default()
+    };
+    let journal = Journal::open_with(dir.path(), &for_db("db-a")).unwrap();
+    journal.append(&event("a-1"));
+    journal.append(&event("a-2"));
+    journal.reject(&event("a-3"), "refused");
+    drop(journal);
+
+    let journal = Journal::open_with(dir.path(), &for_db("db-b")).unwrap();
+    assert_eq!(
+        journal.backlog(),
+        0,
+        "nothing of db-a is replayed into db-b"
+    );
+    let aside = journal.health().set_aside.unwrap();
+    let folder = dir.path().join(FOREIGN_DIR).join("db-a");
+    assert_eq!((aside.rows, &aside.database_id), (2, &"db-a".to_owned()));
+    assert_eq!(aside.folder, folder);
+    assert_eq!(read_lines(&folder).len(), 2);
+    assert!(folder.join(REJECTED_FILE).exists());
+    assert!(!dir.path().join(REJECTED_FILE).exists());
+    assert_eq!(
+        fs::read_to_string(dir.path().join(ID_FILE)).unwrap().trim(),
+        "db-b"
+    );
+    journal.append(&event("b-1"));
+    drop(journal);
+
+    let journal = Journal::open_with(dir.path(), &for_db("db-b")).unwrap();
+    assert_eq!(journal.backlog(), 1, "its own rows stay");
+    assert_eq!(journal.health().set_aside, None);
+    drop(journal);
+
+    let journal = Journal::open_with(dir.path(), &for_db("db-a")).unwrap();
+    assert_eq!(journal.backlog(), 2, "db-a's rows come back to db-a");
+    assert_eq!(journal.health().set_aside.map(|aside| aside.rows), Some(1));
+    let ids: Vec<String> = read_lines(dir.path())
+        .iter()
+        .map(|line| serde_json::from_str::<UsageEvent>(line).unwrap().request_id)
+        .collect();
+    assert_eq!(ids, ["a-1", "a-2"]);
+    assert_eq!(
+        read_lines(&dir.path().join(FOREIGN_DIR).join("db-b")).len(),
+        1
+    );
+}
+
+#[test]
+fn a_folder_without_an_id_is_taken_by_the_first_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(dir.path()).unwrap();
+    journal.append(&event("old"));
+    drop(journal);
+    let options = JournalOptions {
+        database_id: Some("db-a".to_owned()),
+        ..JournalOptions::default()
+    };
+    let journal = Journal::open_with(dir.path(), &options).unwrap();
+    assert_eq!(journal.backlog(), 1);
+    assert_eq!(journal.health().set_aside, None);
+}
+
+#[test]
+fn a_full_disk_at_start_leaves_the_folder_unbound_but_opens() {
+    let Some(disk) = FullDisk::mount() else {
+        return;
+    };
+    let dir = disk.path().join("journal");
+    let options = |id: &str| JournalOptions {
+        database_id: Some(id.to_owned()),
+        ..JournalOptions::default()
+    };
+    drop(Journal::open_with(&dir, &options("db-a")).unwrap());
+    disk.fill();
+    let journal = Journal::open_with(&dir, &options("db-b")).unwrap();
+    assert!(!dir.join(ID_FILE).exists(), "never left saying db-a");
+    drop(journal);
+    disk.free();
+    drop(Journal::open_with(&dir, &options("db-b")).unwrap());
+    assert_eq!(
+        fs::read_to_string(dir.join(ID_FILE)).unwrap().trim(),
+        "db-b"
     );
 }

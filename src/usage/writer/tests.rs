@@ -8,7 +8,8 @@ use tokio::task::JoinHandle;
 use std::fs;
 
 use super::*;
-use crate::usage::journal::tests::{event, line};
+use crate::config::OnJournalFull;
+use crate::usage::journal::tests::{bounded, event, line, unwritable};
 use crate::usage::journal::{list_segments, segment_path};
 
 /// The database, in memory: ignores request_ids it has, and can be told to fail.
@@ -342,4 +343,84 @@ async fn concurrent_appends_all_arrive() {
             "task {task} kept its order"
         );
     }
+}
+
+#[tokio::test]
+async fn rows_held_in_memory_go_to_the_database_at_once() {
+    let (_disk, journal) = unwritable(&bounded(100, OnJournalFull::Serve));
+    let sink = FakeSink::default();
+    let running = start(Arc::new(journal), &sink, settings(100, 60_000));
+    append_all(&running.journal, &ids("row", 3));
+    wait_until(
+        "the rows arrive without waiting for the flush interval",
+        || sink.ids().len() == 3,
+    )
+    .await;
+    let health = running.journal.health();
+    assert_eq!((health.rows_in_memory, health.backlog), (0, 0));
+    assert!(health.journal_failing_since.is_some());
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn with_the_database_down_too_memory_holds_at_most_the_bound_and_losses_are_counted() {
+    let (disk, journal) = unwritable(&bounded(5, OnJournalFull::Serve));
+    let sink = FakeSink::default();
+    sink.set_failing(true);
+    let mut failing = settings(2, 10);
+    failing.drain_timeout = Duration::from_millis(100);
+    let running = start(Arc::new(journal), &sink, failing);
+    append_all(&running.journal, &ids("row", 8));
+    wait_until("an insert was tried", || {
+        !sink.0.attempts.lock().unwrap().is_empty()
+    })
+    .await;
+    let health = running.journal.health();
+    assert_eq!((health.rows_in_memory, health.rows_lost), (5, 3));
+    let journal = running.stop().await;
+    let health = journal.health();
+    assert_eq!(health.rows_in_memory, 0);
+    if disk.is_some() {
+        assert_eq!(
+            health.rows_lost, 8,
+            "at stop the full disk takes none of the 5"
+        );
+    } else {
+        assert_eq!(
+            health.rows_lost, 3,
+            "/dev/full lets the stop open a new segment"
+        );
+    }
+    drop(journal);
+}
+
+#[tokio::test]
+async fn rows_held_in_memory_move_to_the_journal_once_it_has_room_while_the_database_is_down() {
+    let (Some(disk), journal) = unwritable(&bounded(100, OnJournalFull::Serve)) else {
+        return;
+    };
+    let sink = FakeSink::default();
+    sink.set_failing(true);
+    let running = start(Arc::new(journal), &sink, settings(2, 10));
+    append_all(&running.journal, &ids("row", 5));
+    wait_until("an insert was tried", || {
+        !sink.0.attempts.lock().unwrap().is_empty()
+    })
+    .await;
+    assert_eq!(running.journal.health().rows_in_memory, 5);
+    disk.free();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while running.journal.health().rows_in_memory > 0 {
+        assert!(Instant::now() < deadline, "rows stayed in memory");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(running.journal.backlog(), 5, "they wait on disk now");
+    sink.set_failing(false);
+    wait_until("all rows arrive", || sink.ids().len() == 5).await;
+    let journal = running.stop().await;
+    let mut stored = sink.ids();
+    stored.sort();
+    assert_eq!(stored, ids("row", 5));
+    assert_eq!(journal.health().rows_lost, 0);
+    drop(journal);
 }
