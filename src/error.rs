@@ -57,6 +57,8 @@ pub enum ErrorCode {
     // The gateway itself.
     InternalError,
     GatewayShuttingDown,
+    /// The usage journal cannot take rows and its memory is full (`on_journal_full = "refuse"`).
+    LedgerUnavailable,
     /// A stream cut off by the gateway stopping (a row-only code).
     StreamInterrupted,
 }
@@ -107,6 +109,7 @@ impl ErrorCode {
             Self::UpstreamImageTooLarge => "upstream_image_too_large",
             Self::InternalError => "internal_error",
             Self::GatewayShuttingDown => "gateway_shutting_down",
+            Self::LedgerUnavailable => "ledger_unavailable",
             Self::StreamInterrupted => "stream_interrupted",
         }
     }
@@ -152,7 +155,9 @@ impl ErrorCode {
             | Self::UpstreamImageHost
             | Self::UpstreamImageUnavailable
             | Self::UpstreamImageTooLarge => StatusCode::BAD_GATEWAY,
-            Self::UpstreamOverloaded | Self::GatewayShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Self::UpstreamOverloaded | Self::GatewayShuttingDown | Self::LedgerUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
             // Recorded for a stream whose 200 had already gone out.
@@ -205,6 +210,7 @@ impl ErrorCode {
             | Self::UpstreamImageTooLarge
             | Self::InternalError
             | Self::GatewayShuttingDown
+            | Self::LedgerUnavailable
             | Self::StreamInterrupted => "server_error",
         }
     }

@@ -201,6 +201,7 @@ fn stray_row(id: &str) -> UsageEvent {
         usage_source: UsageSource::Upstream,
         client_disconnected: false,
         cost: None,
+        emulated: None,
         prompt_text: None,
         completion_text: None,
     }

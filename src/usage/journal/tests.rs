@@ -28,8 +28,8 @@ pub(crate) fn event(id: &str) -> UsageEvent {
         usage_source: UsageSource::Upstream,
         client_disconnected: false,
         cost: Some(0.0012),
-        prompt_text: None,
         emulated: None,
+        prompt_text: None,
         completion_text: None,
     }
 }

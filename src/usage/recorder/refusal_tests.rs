@@ -1,6 +1,7 @@
 //! `track_usage` under `on_journal_full = "refuse"`: past the memory bound a request is turned
 //! away before any handler runs, OpenAI-shaped, and leaves no row.
 
+use axum::http::StatusCode;
 use std::sync::atomic::AtomicUsize;
 
 use axum::body::Body;
