@@ -55,7 +55,7 @@ enum Command {
     },
     /// Print a usage summary from the ledger.
     Usage {
-        /// Group by team, key or model.
+        /// Group by team, key, model or endpoint.
         #[arg(long, default_value = "team")]
         by: String,
         /// First day (YYYY-MM-DD, UTC) to include.
@@ -262,7 +262,7 @@ async fn usage(
 ) -> anyhow::Result<()> {
     let group: UsageGroup = by
         .parse()
-        .map_err(|_| anyhow::anyhow!("--by must be team, key or model"))?;
+        .map_err(|_| anyhow::anyhow!("--by must be team, key, model or endpoint"))?;
     let since = parse_day("since", since.as_deref()).map_err(anyhow::Error::msg)?;
     let until = parse_day("until", until.as_deref()).map_err(anyhow::Error::msg)?;
     let db = open_db(config).await?;

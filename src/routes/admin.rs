@@ -79,7 +79,7 @@ pub async fn revoke(
     Ok(Json(KeyView::from(&record)))
 }
 
-/// `GET /admin/usage?by=team|key|model&since=YYYY-MM-DD&until=YYYY-MM-DD`
+/// `GET /admin/usage?by=team|key|model|endpoint&since=YYYY-MM-DD&until=YYYY-MM-DD`
 pub async fn usage(
     State(state): State<AppState>,
     query: Result<Query<UsageQuery>, QueryRejection>,
@@ -89,7 +89,7 @@ pub async fn usage(
     let by = match query.by.as_deref() {
         None => UsageGroup::Team,
         Some(by) => by.parse().map_err(|_| {
-            ApiError::invalid_request("`by` must be team, key or model.").param("by")
+            ApiError::invalid_request("`by` must be team, key, model or endpoint.").param("by")
         })?,
     };
     let day = |field, value: &Option<String>| {

@@ -30,19 +30,21 @@ macro_rules! event_columns {
     };
 }
 
-/// Adds the totals of the rows `FROM …` per UTC day (`$day`), team, key and upstream model to
+/// Adds the totals of the rows `FROM …` per UTC day (`$day`), team, key, upstream model and
+/// endpoint to
 /// `usage_rollups`. A NULL cost means no price was known, so NULL + x keeps x.
 macro_rules! rollup {
     ($day:literal, $($from:tt)+) => {
         concat!(
-            "INSERT INTO usage_rollups (day, team, api_key_id, upstream_model, requests, \
-             prompt_tokens, completion_tokens, total_tokens, image_count, cost, errors) SELECT ",
+            "INSERT INTO usage_rollups (day, team, api_key_id, upstream_model, endpoint, \
+             requests, prompt_tokens, completion_tokens, total_tokens, image_count, cost, errors) \
+             SELECT ",
             $day,
-            ", team, api_key_id, COALESCE(upstream_model, ''), COUNT(*), SUM(prompt_tokens), \
+            ", team, api_key_id, COALESCE(upstream_model, ''), endpoint, COUNT(*), SUM(prompt_tokens), \
              SUM(completion_tokens), SUM(total_tokens), SUM(image_count), SUM(cost), \
              SUM(CASE WHEN status_code >= 400 OR error_code IS NOT NULL THEN 1 ELSE 0 END)",
             $($from)+,
-            " GROUP BY 1, 2, 3, 4 ON CONFLICT (day, team, api_key_id, upstream_model) \
+            " GROUP BY 1, 2, 3, 4, 5 ON CONFLICT (day, team, api_key_id, upstream_model, endpoint) \
              DO UPDATE SET \
              requests = usage_rollups.requests + excluded.requests, \
              prompt_tokens = usage_rollups.prompt_tokens + excluded.prompt_tokens, \
@@ -67,8 +69,8 @@ const PG_INSERT: &str = concat!(
 /// The columns a Postgres rollup reads from the rows it removes.
 macro_rules! pg_gone_columns {
     () => {
-        "created_at, team, api_key_id, upstream_model, prompt_tokens, completion_tokens, \
-         total_tokens, image_count, cost, status_code, error_code"
+        "created_at, team, api_key_id, upstream_model, endpoint, prompt_tokens, \
+         completion_tokens, total_tokens, image_count, cost, status_code, error_code"
     };
 }
 

@@ -1,4 +1,4 @@
-//! Totals by team, key or model from `usage_daily`, shaped as `/admin/usage` answers them.
+//! Totals by team, key, model or endpoint from `usage_daily`, shaped as `/admin/usage` answers them.
 
 use std::fmt;
 use std::str::FromStr;
@@ -32,6 +32,7 @@ pub enum UsageGroup {
     Team,
     Key,
     Model,
+    Endpoint,
 }
 
 impl UsageGroup {
@@ -41,6 +42,7 @@ impl UsageGroup {
             Self::Team => "team",
             Self::Key => "api_key_id",
             Self::Model => "model",
+            Self::Endpoint => "endpoint",
         }
     }
 
@@ -67,6 +69,7 @@ impl UsageGroup {
             Self::Team => summary!("team"),
             Self::Key => summary!("api_key_id"),
             Self::Model => summary!("upstream_model"),
+            Self::Endpoint => summary!("endpoint"),
         }
     }
 }
@@ -79,19 +82,23 @@ impl FromStr for UsageGroup {
             "team" => Ok(Self::Team),
             "key" => Ok(Self::Key),
             "model" => Ok(Self::Model),
+            "endpoint" => Ok(Self::Endpoint),
             other => Err(UnknownUsageGroup(other.to_owned())),
         }
     }
 }
 
-/// A `by` value other than `team`, `key` or `model`.
+/// A `by` value other than `team`, `key`, `model` or `endpoint`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnknownUsageGroup(pub String);
 
 impl fmt::Display for UnknownUsageGroup {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let by = &self.0;
-        write!(f, "unknown grouping {by:?}: expected team, key or model")
+        write!(
+            f,
+            "unknown grouping {by:?}: expected team, key, model or endpoint"
+        )
     }
 }
 
