@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod limits;
 mod models;
 mod secret;
 
+pub use limits::{LimitStore, LimitsConfig, StoreErrorPolicy};
 pub use models::ModelMap;
 pub use secret::Secret;
 
@@ -71,6 +73,7 @@ pub struct Config {
     pub catalogue: Vec<String>,
     pub server: ServerConfig,
     pub usage: UsageConfig,
+    pub limits: LimitsConfig,
     /// Price entries from the file, on top of the built-in ones.
     pub prices: Vec<PriceEntry>,
 }
@@ -152,6 +155,8 @@ struct FileConfig {
     server: FileServer,
     #[serde(default)]
     usage: FileUsage,
+    #[serde(default)]
+    limits: limits::FileLimits,
     #[serde(default)]
     prices: Vec<PriceEntry>,
 }
@@ -279,6 +284,7 @@ impl Config {
                 )?),
             },
             usage: usage_config(file.usage, env)?,
+            limits: limits::limits_config(file.limits, env)?,
             prices: validate_prices(file.prices)?,
         })
     }

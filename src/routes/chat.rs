@@ -25,6 +25,8 @@ pub async fn chat_completions(
 ) -> ApiResult<Response> {
     let upstream_model = authorize_model(&state, &key, &ticket, &request.model)?;
     let glm = to_glm(request, &upstream_model, &request_id)?;
+    let estimate = state.limits.estimate(&upstream_model, &glm.body);
+    let admission = state.limits.admit(&request_id, &key, estimate).await?;
     let messages = glm.body.get("messages");
     ticket.set_prompt(messages.map_or(0, text_chars), || {
         messages.map(Value::to_string).unwrap_or_default()
@@ -43,9 +45,11 @@ pub async fn chat_completions(
             hard_stop: state.hard_stop.clone(),
             keep_text: state.ledger.stores_content().then_some(MAX_CONTENT_BYTES),
         };
-        return Ok(relay_sse(upstream, options, &state.tasks, move |outcome| {
+        let mut response = relay_sse(upstream, options, &state.tasks, move |outcome| {
             ticket.finish_stream(&outcome)
-        }));
+        });
+        admission.apply_headers(response.headers_mut());
+        return Ok(response);
     }
     let bytes = upstream.bytes().await?;
     let answer = serde_json::from_slice(&bytes).map_err(|_| {
@@ -66,6 +70,7 @@ pub async fn chat_completions(
     };
     let mut response = Json(answer).into_response();
     response.extensions_mut().insert(usage);
+    admission.apply_headers(response.headers_mut());
     Ok(response)
 }
 

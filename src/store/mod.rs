@@ -19,10 +19,14 @@ macro_rules! on_pool {
     };
 }
 
+#[macro_use]
 mod keys;
+mod limits;
+mod teams;
 mod usage;
 
 pub use keys::{KeyRecord, NewKey};
+pub use teams::{KeyChange, TeamRecord};
 pub use usage::{UnknownUsageGroup, UsageGroup, UsageSummary};
 
 static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");

@@ -1,0 +1,400 @@
+//! Per-key and per-team limits: `rpm` and `tpm` over a fixed window, and token and cost budgets
+//! per UTC period. A request reserves its estimate atomically in a shared store before it goes
+//! upstream and settles to its real usage when its ledger row is written; a reservation that is
+//! never settled stops counting when it expires.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{LimitStore, LimitsConfig, StoreErrorPolicy};
+use crate::error::ApiError;
+use crate::keys::ApiKey;
+use crate::store::Db;
+use crate::usage::{PriceTable, UsageEvent};
+
+pub mod admin;
+mod counters;
+mod estimate;
+mod headers;
+mod period;
+mod redis;
+
+pub use counters::{fits, Claim, Hold, Refusal, StoreError, WindowCount};
+pub use estimate::prompt_and_max_tokens;
+pub use headers::{refusal_headers, Admission, RateHeaders};
+pub use period::BudgetPeriod;
+
+use counters::Counters;
+
+/// What a request is expected to use, reserved before it goes upstream.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Estimate {
+    pub tokens: i64,
+    /// CNY; `None` when the model has no price (cost budgets then count it as 0).
+    pub cost: Option<f64>,
+}
+
+/// A team's budgets, shared by all of its keys.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TeamBudget {
+    pub token_budget: Option<i64>,
+    pub cost_budget: Option<f64>,
+    pub period: BudgetPeriod,
+}
+
+/// What an admitted request holds until it settles.
+struct Pending {
+    window: Option<(String, i64)>,
+    claims: Vec<Claim>,
+    tokens: i64,
+}
+
+pub struct Limiter {
+    config: LimitsConfig,
+    counters: Arc<Counters>,
+    prices: PriceTable,
+    teams: ArcSwap<HashMap<String, TeamBudget>>,
+    pending: Mutex<HashMap<String, Pending>>,
+    refused: headers::RefusedHeaders,
+    /// Set while the store fails, so an outage is logged once.
+    failing: AtomicBool,
+    /// Settlements under way; awaited at shutdown.
+    settling: TaskTracker,
+}
+
+impl Limiter {
+    pub fn new(config: &LimitsConfig, db: &Db, prices: PriceTable) -> anyhow::Result<Self> {
+        let counters = match config.store {
+            LimitStore::Database => Counters::database(db.clone()),
+            LimitStore::Memory => Counters::Memory(Mutex::default()),
+            LimitStore::Redis => Counters::Redis(redis::RedisCounters::new(
+                config.redis_url.as_deref().unwrap_or_default(),
+            )?),
+        };
+        Ok(Self {
+            config: config.clone(),
+            counters: Arc::new(counters),
+            prices,
+            teams: ArcSwap::default(),
+            pending: Mutex::default(),
+            refused: headers::RefusedHeaders::default(),
+            failing: AtomicBool::new(false),
+            settling: TaskTracker::new(),
+        })
+    }
+
+    /// The estimate for a GLM chat body: its prompt (about three characters a token) plus its
+    /// `max_tokens`, or `limits.default_max_tokens` when it sets none; priced by the model.
+    pub fn estimate(
+        &self,
+        model: &str,
+        body: &serde_json::Map<String, serde_json::Value>,
+    ) -> Estimate {
+        let (chars, max_tokens) = prompt_and_max_tokens(body);
+        let prompt = crate::usage::TokenUsage::estimate(chars);
+        let completion = max_tokens.unwrap_or(self.config.default_max_tokens);
+        Estimate {
+            tokens: prompt.saturating_add(completion),
+            cost: self.prices.cost(model, Utc::now(), prompt, completion, 0),
+        }
+    }
+
+    /// Checks the key's rate windows and reserves the estimate against the key's and the
+    /// team's budgets; a refusal is a 429 (its headers follow through `refusal_headers`).
+    pub async fn admit(
+        &self,
+        request_id: &str,
+        key: &ApiKey,
+        estimate: Estimate,
+    ) -> Result<Admission, ApiError> {
+        self.admit_at(request_id, key, estimate, Utc::now()).await
+    }
+
+    /// `admit` at a given time, for tests of periods and windows.
+    pub async fn admit_at(
+        &self,
+        request_id: &str,
+        key: &ApiKey,
+        estimate: Estimate,
+        now: DateTime<Utc>,
+    ) -> Result<Admission, ApiError> {
+        if !self.config.enabled {
+            return Ok(Admission::default());
+        }
+        let mut admission = Admission::default();
+        let window = match self.take_window(request_id, key, estimate, now).await {
+            Ok(taken) => taken.map(|(window, rate)| {
+                admission.rate = Some(rate);
+                window
+            }),
+            Err(Some(refusal)) => return Err(refusal),
+            Err(None) => None,
+        };
+        let claims = self.claims(key, now);
+        if !claims.is_empty() {
+            let hold = Hold {
+                request_id,
+                tokens: estimate.tokens,
+                cost: estimate.cost.unwrap_or(0.0),
+                now_ms: now.timestamp_millis(),
+                expires_ms: now.timestamp_millis()
+                    + i64::try_from(self.config.reservation_ttl.as_millis())
+                        .unwrap_or(i64::MAX / 2),
+            };
+            match self.counters.reserve(&claims, hold).await {
+                Ok(None) => self.store_works(),
+                Ok(Some(refusal)) => {
+                    self.store_works();
+                    if let Some((scope, start)) = &window {
+                        let _ = self
+                            .counters
+                            .adjust_window(scope, *start, -1, -estimate.tokens)
+                            .await;
+                    }
+                    let error = headers::budget_refusal(&claims[refusal.claim], refusal, now);
+                    self.refused.put(request_id, admission.rate, true);
+                    return Err(error);
+                }
+                Err(error) => {
+                    self.store_failed(&error)?;
+                    return Ok(admission);
+                }
+            }
+        }
+        if window.is_some() || !claims.is_empty() {
+            let pending = Pending {
+                window,
+                claims,
+                tokens: estimate.tokens,
+            };
+            lock(&self.pending).insert(request_id.to_owned(), pending);
+        }
+        Ok(admission)
+    }
+
+    /// `Ok(None)`: the key has no rate limits, or the store failed and the policy is open.
+    /// `Err(None)` is never returned; `Err(Some(_))` refuses the request.
+    async fn take_window(
+        &self,
+        request_id: &str,
+        key: &ApiKey,
+        estimate: Estimate,
+        now: DateTime<Utc>,
+    ) -> Result<Option<((String, i64), RateHeaders)>, Option<ApiError>> {
+        if key.rpm.is_none() && key.tpm.is_none() {
+            return Ok(None);
+        }
+        let window_secs = i64::try_from(self.config.window.as_secs()).unwrap_or(60);
+        let now_ms = now.timestamp_millis();
+        let start = now.timestamp() - now.timestamp().rem_euclid(window_secs);
+        let reset_ms = (start + window_secs) * 1000 - now_ms;
+        let scope = format!("key:{}", key.id);
+        let limits = (key.rpm.unwrap_or(i64::MAX), key.tpm.unwrap_or(i64::MAX));
+        let count = match self
+            .counters
+            .take_window(&scope, start, window_secs, estimate.tokens, limits)
+            .await
+        {
+            Ok(count) => {
+                self.store_works();
+                count
+            }
+            Err(error) => return self.store_failed(&error).map(|()| None).map_err(Some),
+        };
+        let rate = RateHeaders::new(key, count, reset_ms);
+        if count.admitted {
+            return Ok(Some(((scope, start), rate)));
+        }
+        let too_large = key.tpm.is_some_and(|tpm| estimate.tokens > tpm);
+        self.refused.put(request_id, Some(rate), too_large);
+        Err(Some(headers::rate_refusal(
+            key,
+            count,
+            estimate.tokens,
+            reset_ms,
+        )))
+    }
+
+    fn claims(&self, key: &ApiKey, now: DateTime<Utc>) -> Vec<Claim> {
+        let mut claims = Vec::new();
+        if key.token_budget.is_some() || key.cost_budget.is_some() {
+            claims.push(Claim {
+                scope: format!("key:{}", key.id),
+                period_start: key.budget_period.start(now),
+                token_budget: key.token_budget,
+                cost_budget: key.cost_budget,
+                ttl_secs: key.budget_period.counter_ttl_secs(),
+            });
+        }
+        if let Some(team) = self.teams.load().get(&key.team) {
+            if team.token_budget.is_some() || team.cost_budget.is_some() {
+                claims.push(Claim {
+                    scope: format!("team:{}", key.team),
+                    period_start: team.period.start(now),
+                    token_budget: team.token_budget,
+                    cost_budget: team.cost_budget,
+                    ttl_secs: team.period.counter_ttl_secs(),
+                });
+            }
+        }
+        claims
+    }
+
+    /// Books a finished request's real usage (from its ledger row) in the background; a
+    /// request that reserved nothing is a no-op.
+    pub fn settle(&self, event: &UsageEvent) {
+        let Some(pending) = lock(&self.pending).remove(&event.request_id) else {
+            return;
+        };
+        let tokens = event.total_tokens;
+        let cost = event
+            .cost
+            .or_else(|| {
+                let model = event.upstream_model.as_deref()?;
+                self.prices.cost(
+                    model,
+                    event.created_at,
+                    event.prompt_tokens,
+                    event.completion_tokens,
+                    event.image_count,
+                )
+            })
+            .unwrap_or(0.0);
+        let counters = Arc::clone(&self.counters);
+        let request_id = event.request_id.clone();
+        self.settling.spawn(async move {
+            if let Some((scope, start)) = &pending.window {
+                if let Err(error) = counters
+                    .adjust_window(scope, *start, 0, tokens - pending.tokens)
+                    .await
+                {
+                    settle_failed(&error);
+                }
+            }
+            if !pending.claims.is_empty() {
+                if let Err(error) = counters
+                    .settle(&request_id, &pending.claims, tokens, cost)
+                    .await
+                {
+                    settle_failed(&error);
+                }
+            }
+        });
+    }
+
+    /// The headers of a refusal, taken once by the `refusal_headers` layer.
+    pub fn take_refusal(&self, request_id: &str) -> Option<axum::http::HeaderMap> {
+        self.refused.take(request_id)
+    }
+
+    /// Replaces the team budgets (from the database) ...
+    pub fn set_teams(&self, teams: HashMap<String, TeamBudget>) {
+        self.teams.store(Arc::new(teams));
+    }
+
+    /// ... or one of them, at once, after a change made through this process.
+    pub fn set_team(&self, team: &str, budget: TeamBudget) {
+        self.teams.rcu(|current| {
+            let mut next = HashMap::clone(current);
+            next.insert(team.to_owned(), budget);
+            next
+        });
+    }
+
+    /// Reloads team budgets every `every` and cleans old counters every minute, until `cancel`.
+    pub fn spawn_background(
+        self: &Arc<Self>,
+        db: Db,
+        every: std::time::Duration,
+        cancel: CancellationToken,
+        tasks: &TaskTracker,
+    ) {
+        let limiter = Arc::clone(self);
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last_clean = tokio::time::Instant::now();
+            loop {
+                tokio::select! {
+                    () = cancel.cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                match admin::team_budgets(&db).await {
+                    Ok(teams) => limiter.set_teams(teams),
+                    Err(error) => tracing::debug!(%error, "team budget reload failed"),
+                }
+                if last_clean.elapsed() >= std::time::Duration::from_secs(60) {
+                    last_clean = tokio::time::Instant::now();
+                    limiter.clean().await;
+                }
+            }
+        });
+    }
+
+    async fn clean(&self) {
+        let now = Utc::now();
+        let window = i64::try_from(self.config.window.as_secs()).unwrap_or(60);
+        if let Err(error) = self
+            .counters
+            .clean(now.timestamp() - 2 * window, now.timestamp_millis())
+            .await
+        {
+            tracing::debug!(%error, "cleaning limit counters failed");
+        }
+        self.refused
+            .forget_older_than(std::time::Duration::from_secs(60));
+    }
+
+    /// Waits (a little) for settlements under way, at shutdown.
+    pub async fn drain(&self) {
+        self.settling.close();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.settling.wait()).await;
+    }
+
+    fn store_works(&self) {
+        if self.failing.swap(false, Ordering::Relaxed) {
+            tracing::info!("the limit counter store works again");
+        }
+    }
+
+    /// Counts a store failure; `Err` (503) when the policy is closed.
+    fn store_failed(&self, error: &StoreError) -> Result<(), ApiError> {
+        metrics::counter!("glm_gateway_limits_store_errors_total").increment(1);
+        let open = self.config.on_store_error == StoreErrorPolicy::Open;
+        if !self.failing.swap(true, Ordering::Relaxed) {
+            if open {
+                tracing::warn!(%error, "the limit counter store fails; serving requests without limits (on_store_error = open)");
+            } else {
+                tracing::warn!(%error, "the limit counter store fails; refusing requests (on_store_error = closed)");
+            }
+        }
+        if open {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "The gateway cannot check this key's limits right now. Please try again.",
+            )
+            .code("limits_unavailable")
+            .retry_after(1))
+        }
+    }
+}
+
+fn settle_failed(error: &StoreError) {
+    metrics::counter!("glm_gateway_limits_store_errors_total").increment(1);
+    tracing::warn!(%error, "cannot settle a request's usage in the limit counters; its reservation will expire");
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
