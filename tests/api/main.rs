@@ -11,4 +11,5 @@ mod errors;
 mod faults;
 mod ledger;
 mod ledger_sql;
+mod limits;
 mod operations;
