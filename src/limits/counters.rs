@@ -84,7 +84,7 @@ pub enum Counters {
         db: Db,
         sqlite_lock: tokio::sync::Mutex<()>,
     },
-    Redis(RedisCounters),
+    Redis(Box<RedisCounters>),
     Memory(Mutex<Memory>),
 }
 

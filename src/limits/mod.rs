@@ -73,9 +73,9 @@ impl Limiter {
         let counters = match config.store {
             LimitStore::Database => Counters::database(db.clone()),
             LimitStore::Memory => Counters::Memory(Mutex::default()),
-            LimitStore::Redis => Counters::Redis(redis::RedisCounters::new(
+            LimitStore::Redis => Counters::Redis(Box::new(redis::RedisCounters::new(
                 config.redis_url.as_deref().unwrap_or_default(),
-            )?),
+            )?)),
         };
         Ok(Self {
             config: config.clone(),
@@ -398,3 +398,6 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+#[cfg(test)]
+mod tests;
