@@ -1,6 +1,7 @@
 //! What the gateway adds to a request: the same chat request sent straight to the GLM emulator
 //! and through the gateway (auth, translation, upstream signing), with the usage ledger off and
-//! on, over one keep-alive connection; then the throughput of many connections at once.
+//! on, and with a key whose rpm, tpm and token budget are checked on every request, over one
+//! keep-alive connection; then the throughput of many connections at once.
 //!
 //! `cargo bench --bench overhead` (SQLite), or with `BENCH_POSTGRES=postgres://user@host:port`
 //! (a fresh database is made there).
@@ -40,6 +41,7 @@ async fn main() -> anyhow::Result<()> {
         &database_url,
         folder.path().join("journal"),
         true,
+        false,
     )
     .await?;
     let without_ledger = start_gateway(
@@ -47,6 +49,15 @@ async fn main() -> anyhow::Result<()> {
         &database_url,
         folder.path().join("journal-off"),
         false,
+        false,
+    )
+    .await?;
+    let with_limits = start_gateway(
+        &upstream,
+        &database_url,
+        folder.path().join("journal-limits"),
+        true,
+        true,
     )
     .await?;
 
@@ -64,6 +75,11 @@ async fn main() -> anyhow::Result<()> {
     let ledger_off = Target {
         url: without_ledger.0,
         key: without_ledger.1,
+        body: body.clone(),
+    };
+    let limits_on = Target {
+        url: with_limits.0,
+        key: with_limits.1,
         body,
     };
 
@@ -72,12 +88,15 @@ async fn main() -> anyhow::Result<()> {
     let direct_latencies = direct.sequential(requests).await?;
     let off_latencies = ledger_off.sequential(requests).await?;
     let on_latencies = ledger_on.sequential(requests).await?;
+    let limited_latencies = limits_on.sequential(requests).await?;
     report("  straight to the emulator        ", &direct_latencies);
     report("  through the gateway, ledger off ", &off_latencies);
     report("  through the gateway, ledger on  ", &on_latencies);
+    report("  ledger on, key with rpm/tpm/budget", &limited_latencies);
     for (label, latencies) in [
         ("ledger off", &off_latencies),
         ("ledger on ", &on_latencies),
+        ("ledger on, limits on", &limited_latencies),
     ] {
         let p50 = percentile(latencies, 0.50).saturating_sub(percentile(&direct_latencies, 0.50));
         let p99 = percentile(latencies, 0.99).saturating_sub(percentile(&direct_latencies, 0.99));
@@ -112,6 +131,7 @@ async fn start_gateway(
     database_url: &str,
     journal_dir: std::path::PathBuf,
     ledger: bool,
+    limited: bool,
 ) -> anyhow::Result<(String, String)> {
     let env = |name: &str| match name {
         "GLM_GATEWAY_LISTEN" => Some("127.0.0.1:0".to_owned()),
@@ -128,6 +148,10 @@ async fn start_gateway(
     let request = CreateKey {
         name: "bench".into(),
         team: "bench".into(),
+        // Limits that never refuse: the cost of checking them on every request.
+        rpm: limited.then_some(1 << 40),
+        tpm: limited.then_some(1 << 50),
+        token_budget: limited.then_some(1 << 50),
         ..Default::default()
     };
     let (created, key) = create_key(&app.state().db, request)

@@ -189,13 +189,10 @@ fn claim_period(claim: &Claim, now: DateTime<Utc>) -> (&'static str, Option<u64>
 pub(super) struct RefusedHeaders(Mutex<HashMap<String, (Instant, HeaderMap)>>);
 
 impl RefusedHeaders {
-    pub(super) fn put(&self, request_id: &str, rate: Option<RateHeaders>, spent: bool) {
+    pub(super) fn put(&self, request_id: &str, rate: Option<RateHeaders>) {
         let mut headers = HeaderMap::new();
         if let Some(rate) = rate {
             rate.apply(&mut headers);
-        }
-        if spent {
-            headers.insert("x-should-retry", HeaderValue::from_static("false"));
         }
         self.lock()
             .insert(request_id.to_owned(), (Instant::now(), headers));

@@ -158,7 +158,7 @@ impl Limiter {
                             .await;
                     }
                     let error = headers::budget_refusal(&claims[refusal.claim], refusal, now);
-                    self.refused.put(request_id, admission.rate, true);
+                    self.refused.put(request_id, admission.rate);
                     return Err(error);
                 }
                 Err(error) => {
@@ -211,8 +211,7 @@ impl Limiter {
         if count.admitted {
             return Ok(Some(((scope, start), rate)));
         }
-        let too_large = key.tpm.is_some_and(|tpm| estimate.tokens > tpm);
-        self.refused.put(request_id, Some(rate), too_large);
+        self.refused.put(request_id, Some(rate));
         Err(Some(headers::rate_refusal(
             key,
             count,
