@@ -5,7 +5,8 @@
 //!
 //! `cargo bench --bench overhead` (SQLite), or with `BENCH_POSTGRES=postgres://user@host:port`
 //! (a fresh database is made there).
-//! `BENCH_REQUESTS` (default 5000) and `BENCH_CONCURRENCY` (default 64) tune it.
+//! `BENCH_REQUESTS` (default 5000) and `BENCH_CONCURRENCY` (default 64) tune it;
+//! `BENCH_LIMITS_REDIS=redis://127.0.0.1:6379` keeps the limit counters in Redis.
 
 use std::time::{Duration, Instant};
 
@@ -143,6 +144,10 @@ async fn start_gateway(
     let mut config = Config::from_toml("", &env)?;
     config.usage.journal_dir = journal_dir;
     config.usage.enabled = ledger;
+    if let Ok(url) = std::env::var("BENCH_LIMITS_REDIS") {
+        config.limits.store = glm_gateway::config::LimitStore::Redis;
+        config.limits.redis_url = Some(url);
+    }
     let app = App::build(config, BuildOptions::default()).await?;
     let url = format!("http://{}/v1/chat/completions", app.local_addr());
     let request = CreateKey {

@@ -4,15 +4,14 @@
 //! never settled stops counting when it expires.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{LimitStore, LimitsConfig, StoreErrorPolicy};
+use crate::config::{LimitStore, LimitsConfig};
 use crate::error::ApiError;
 use crate::keys::ApiKey;
 use crate::store::Db;
@@ -24,6 +23,7 @@ mod estimate;
 mod headers;
 mod period;
 mod redis;
+mod upkeep;
 
 pub use counters::{fits, Claim, Hold, Refusal, StoreError, WindowCount};
 pub use estimate::prompt_and_max_tokens;
@@ -31,6 +31,7 @@ pub use headers::{refusal_headers, Admission, RateHeaders};
 pub use period::BudgetPeriod;
 
 use counters::Counters;
+use upkeep::settle_failed;
 
 /// What a request is expected to use, reserved before it goes upstream.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -71,7 +72,7 @@ pub struct Limiter {
 impl Limiter {
     pub fn new(config: &LimitsConfig, db: &Db, prices: PriceTable) -> anyhow::Result<Self> {
         let counters = match config.store {
-            LimitStore::Database => Counters::database(db.clone()),
+            LimitStore::Database => Counters::database(db.counters_pool()),
             LimitStore::Memory => Counters::Memory(Mutex::default()),
             LimitStore::Redis => Counters::Redis(Box::new(redis::RedisCounters::new(
                 config.redis_url.as_deref().unwrap_or_default(),
@@ -128,15 +129,14 @@ impl Limiter {
             return Ok(Admission::default());
         }
         let mut admission = Admission::default();
-        let window = match self.take_window(request_id, key, estimate, now).await {
-            Ok(taken) => taken.map(|(window, rate)| {
-                admission.rate = Some(rate);
-                window
-            }),
-            Err(Some(refusal)) => return Err(refusal),
-            Err(None) => None,
-        };
-        let claims = self.claims(key, now);
+        let window =
+            self.take_window(request_id, key, estimate, now)
+                .await?
+                .map(|(window, rate)| {
+                    admission.rate = Some(rate);
+                    window
+                });
+        let mut claims = self.claims(key, now);
         if !claims.is_empty() {
             let hold = Hold {
                 request_id,
@@ -151,19 +151,18 @@ impl Limiter {
                 Ok(None) => self.store_works(),
                 Ok(Some(refusal)) => {
                     self.store_works();
-                    if let Some((scope, start)) = &window {
-                        let _ = self
-                            .counters
-                            .adjust_window(scope, *start, -1, -estimate.tokens)
-                            .await;
-                    }
+                    self.give_back(window.as_ref(), estimate).await;
                     let error = headers::budget_refusal(&claims[refusal.claim], refusal, now);
                     self.refused.put(request_id, admission.rate);
                     return Err(error);
                 }
                 Err(error) => {
-                    self.store_failed(&error)?;
-                    return Ok(admission);
+                    if let Err(refusal) = self.store_failed(&error) {
+                        self.give_back(window.as_ref(), estimate).await;
+                        return Err(refusal);
+                    }
+                    // Served unchecked: nothing is held, so nothing is settled.
+                    claims.clear();
                 }
             }
         }
@@ -178,15 +177,25 @@ impl Limiter {
         Ok(admission)
     }
 
-    /// `Ok(None)`: the key has no rate limits, or the store failed and the policy is open.
-    /// `Err(None)` is never returned; `Err(Some(_))` refuses the request.
+    /// Takes a refused request back out of the rate window it was counted in.
+    async fn give_back(&self, window: Option<&(String, i64)>, estimate: Estimate) {
+        if let Some((scope, start)) = window {
+            let _ = self
+                .counters
+                .adjust_window(scope, *start, -1, -estimate.tokens)
+                .await;
+        }
+    }
+
+    /// The window the request was counted in and the headers to report; `None` when the key
+    /// has no rate limits, or the store failed and the policy is open.
     async fn take_window(
         &self,
         request_id: &str,
         key: &ApiKey,
         estimate: Estimate,
         now: DateTime<Utc>,
-    ) -> Result<Option<((String, i64), RateHeaders)>, Option<ApiError>> {
+    ) -> Result<Option<((String, i64), RateHeaders)>, ApiError> {
         if key.rpm.is_none() && key.tpm.is_none() {
             return Ok(None);
         }
@@ -205,19 +214,14 @@ impl Limiter {
                 self.store_works();
                 count
             }
-            Err(error) => return self.store_failed(&error).map(|()| None).map_err(Some),
+            Err(error) => return self.store_failed(&error).map(|()| None),
         };
         let rate = RateHeaders::new(key, count, reset_ms);
         if count.admitted {
             return Ok(Some(((scope, start), rate)));
         }
         self.refused.put(request_id, Some(rate));
-        Err(Some(headers::rate_refusal(
-            key,
-            count,
-            estimate.tokens,
-            reset_ms,
-        )))
+        Err(headers::rate_refusal(key, count, estimate.tokens, reset_ms))
     }
 
     fn claims(&self, key: &ApiKey, now: DateTime<Utc>) -> Vec<Claim> {
@@ -305,91 +309,6 @@ impl Limiter {
             next
         });
     }
-
-    /// Reloads team budgets every `every` and cleans old counters every minute, until `cancel`.
-    pub fn spawn_background(
-        self: &Arc<Self>,
-        db: Db,
-        every: std::time::Duration,
-        cancel: CancellationToken,
-        tasks: &TaskTracker,
-    ) {
-        let limiter = Arc::clone(self);
-        tasks.spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut last_clean = tokio::time::Instant::now();
-            loop {
-                tokio::select! {
-                    () = cancel.cancelled() => break,
-                    _ = tick.tick() => {}
-                }
-                match admin::team_budgets(&db).await {
-                    Ok(teams) => limiter.set_teams(teams),
-                    Err(error) => tracing::debug!(%error, "team budget reload failed"),
-                }
-                if last_clean.elapsed() >= std::time::Duration::from_secs(60) {
-                    last_clean = tokio::time::Instant::now();
-                    limiter.clean().await;
-                }
-            }
-        });
-    }
-
-    async fn clean(&self) {
-        let now = Utc::now();
-        let window = i64::try_from(self.config.window.as_secs()).unwrap_or(60);
-        if let Err(error) = self
-            .counters
-            .clean(now.timestamp() - 2 * window, now.timestamp_millis())
-            .await
-        {
-            tracing::debug!(%error, "cleaning limit counters failed");
-        }
-        self.refused
-            .forget_older_than(std::time::Duration::from_secs(60));
-    }
-
-    /// Waits (a little) for settlements under way, at shutdown.
-    pub async fn drain(&self) {
-        self.settling.close();
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.settling.wait()).await;
-    }
-
-    fn store_works(&self) {
-        if self.failing.swap(false, Ordering::Relaxed) {
-            tracing::info!("the limit counter store works again");
-        }
-    }
-
-    /// Counts a store failure; `Err` (503) when the policy is closed.
-    fn store_failed(&self, error: &StoreError) -> Result<(), ApiError> {
-        metrics::counter!("glm_gateway_limits_store_errors_total").increment(1);
-        let open = self.config.on_store_error == StoreErrorPolicy::Open;
-        if !self.failing.swap(true, Ordering::Relaxed) {
-            if open {
-                tracing::warn!(%error, "the limit counter store fails; serving requests without limits (on_store_error = open)");
-            } else {
-                tracing::warn!(%error, "the limit counter store fails; refusing requests (on_store_error = closed)");
-            }
-        }
-        if open {
-            Ok(())
-        } else {
-            Err(ApiError::new(
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                "server_error",
-                "The gateway cannot check this key's limits right now. Please try again.",
-            )
-            .code("limits_unavailable")
-            .retry_after(1))
-        }
-    }
-}
-
-fn settle_failed(error: &StoreError) {
-    metrics::counter!("glm_gateway_limits_store_errors_total").increment(1);
-    tracing::warn!(%error, "cannot settle a request's usage in the limit counters; its reservation will expire");
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
