@@ -112,16 +112,21 @@ impl Db {
             .map(|_| ()))
     }
 
-    /// In one transaction: for each claim, lock its period's row, add up what is spent and
-    /// held, and hold the estimate; nothing is held if one claim does not fit. Callers give
-    /// the claims in a fixed order (key before team), so two transactions never wait on each
-    /// other in a circle.
+    /// For each claim: lock its period's row, add up what is spent and held, and hold the
+    /// estimate; nothing is held if one claim does not fit. On Postgres one call of
+    /// `glm_limit_reserve`; on SQLite a transaction (the limiter runs them one at a time).
+    /// Callers give the claims in a fixed order (key before team), so two admissions never wait
+    /// on each other in a circle.
     pub async fn reserve_budgets(
         &self,
         claims: &[Claim],
         hold: Hold<'_>,
     ) -> Result<Option<Refusal>, sqlx::Error> {
-        on_pool!(self, |pool| {
+        let pool = match self {
+            Self::Postgres(pool) => return pg_reserve(pool, claims, hold).await,
+            Self::Sqlite(pool) => pool,
+        };
+        {
             let mut tx = pool.begin().await?;
             for (index, claim) in claims.iter().enumerate() {
                 let (spent_tokens, spent_cost): (i64, f64) = sqlx::query_as(LOCK_BUDGET)
@@ -156,11 +161,12 @@ impl Db {
             }
             tx.commit().await?;
             Ok(None)
-        })
+        }
     }
 
     /// Books the real usage to each claim's period and drops the request's reservations, in
-    /// one transaction so that no admission sees both or neither.
+    /// one transaction (on Postgres one call of `glm_limit_settle`) so that no admission sees
+    /// one without the other.
     pub async fn settle_budgets(
         &self,
         request_id: &str,
@@ -168,7 +174,22 @@ impl Db {
         tokens: i64,
         cost: f64,
     ) -> Result<(), sqlx::Error> {
-        on_pool!(self, |pool| {
+        let pool = match self {
+            Self::Postgres(pool) => {
+                let (scopes, periods) = scopes_and_periods(claims);
+                return sqlx::query("SELECT glm_limit_settle($1, $2, $3, $4, $5)")
+                    .bind(request_id)
+                    .bind(scopes)
+                    .bind(periods)
+                    .bind(tokens)
+                    .bind(cost)
+                    .execute(pool)
+                    .await
+                    .map(|_| ());
+            }
+            Self::Sqlite(pool) => pool,
+        };
+        {
             let mut tx = pool.begin().await?;
             for claim in claims {
                 sqlx::query(SPEND)
@@ -184,7 +205,7 @@ impl Db {
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await
-        })
+        }
     }
 
     pub async fn clean_limits(&self, windows_before: i64, now_ms: i64) -> Result<(), sqlx::Error> {
@@ -200,4 +221,42 @@ impl Db {
                 .map(|_| ())
         })
     }
+}
+
+fn scopes_and_periods(claims: &[Claim]) -> (Vec<String>, Vec<i64>) {
+    claims
+        .iter()
+        .map(|claim| (claim.scope.clone(), claim.period_start))
+        .unzip()
+}
+
+/// The reservation on Postgres: one call of `glm_limit_reserve` (see its migration).
+async fn pg_reserve(
+    pool: &sqlx::PgPool,
+    claims: &[Claim],
+    hold: Hold<'_>,
+) -> Result<Option<Refusal>, sqlx::Error> {
+    let (scopes, periods) = scopes_and_periods(claims);
+    let token_budgets: Vec<Option<i64>> = claims.iter().map(|c| c.token_budget).collect();
+    let cost_budgets: Vec<Option<f64>> = claims.iter().map(|c| c.cost_budget).collect();
+    let refused: Option<(i32, i64, f64)> = sqlx::query_as(
+        "SELECT refused_claim, refused_tokens, refused_cost \
+         FROM glm_limit_reserve($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(scopes)
+    .bind(periods)
+    .bind(token_budgets)
+    .bind(cost_budgets)
+    .bind(hold.request_id)
+    .bind(hold.tokens)
+    .bind(hold.cost)
+    .bind(hold.now_ms)
+    .bind(hold.expires_ms)
+    .fetch_optional(pool)
+    .await?;
+    Ok(refused.map(|(claim, spent_tokens, spent_cost)| Refusal {
+        claim: usize::try_from(claim - 1).unwrap_or(0),
+        spent_tokens,
+        spent_cost,
+    }))
 }
