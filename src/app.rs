@@ -110,12 +110,15 @@ impl App {
         {
             tracing::warn!(%error, "cannot prepare usage_events partitions");
         }
-        state.limits.spawn_background(
-            state.db.clone(),
-            state.config.server.key_refresh,
-            state.shutdown.clone(),
-            &state.tasks,
-        );
+        state
+            .limits
+            .spawn_background(
+                state.db.clone(),
+                state.config.server.key_refresh,
+                state.shutdown.clone(),
+                &state.tasks,
+            )
+            .await;
         maintenance::spawn(&state);
         let writer = journal.map(|journal| {
             let stop = CancellationToken::new();

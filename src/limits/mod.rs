@@ -61,6 +61,9 @@ pub struct Limiter {
     counters: Arc<Counters>,
     prices: PriceTable,
     teams: ArcSwap<HashMap<String, TeamBudget>>,
+    /// Team changes made through this process lately, applied again over a reload whose query
+    /// may have begun before them.
+    recent_teams: Mutex<Vec<(tokio::time::Instant, String, TeamBudget)>>,
     pending: Mutex<HashMap<String, Pending>>,
     refused: headers::RefusedHeaders,
     /// Set while the store fails, so an outage is logged once.
@@ -83,6 +86,7 @@ impl Limiter {
             counters: Arc::new(counters),
             prices,
             teams: ArcSwap::default(),
+            recent_teams: Mutex::default(),
             pending: Mutex::default(),
             refused: headers::RefusedHeaders::default(),
             failing: AtomicBool::new(false),
@@ -296,13 +300,21 @@ impl Limiter {
         self.refused.take(request_id)
     }
 
-    /// Replaces the team budgets (from the database) ...
-    pub fn set_teams(&self, teams: HashMap<String, TeamBudget>) {
+    /// Replaces the team budgets with those the database had when a reload began at `started`,
+    /// keeping changes made through this process since.
+    pub fn set_teams(&self, mut teams: HashMap<String, TeamBudget>, started: tokio::time::Instant) {
+        let mut recent = lock(&self.recent_teams);
+        recent.retain(|(at, _, _)| at.elapsed() < std::time::Duration::from_secs(10));
+        for (_, team, budget) in recent.iter().filter(|(at, _, _)| *at >= started) {
+            teams.insert(team.clone(), *budget);
+        }
         self.teams.store(Arc::new(teams));
     }
 
-    /// ... or one of them, at once, after a change made through this process.
+    /// Applies a team's new budgets at once, after a change made through this process.
     pub fn set_team(&self, team: &str, budget: TeamBudget) {
+        let mut recent = lock(&self.recent_teams);
+        recent.push((tokio::time::Instant::now(), team.to_owned(), budget));
         self.teams.rcu(|current| {
             let mut next = HashMap::clone(current);
             next.insert(team.to_owned(), budget);

@@ -14,14 +14,22 @@ use crate::error::ApiError;
 use crate::store::Db;
 
 impl Limiter {
-    /// Reloads team budgets every `every` and cleans old counters every minute, until `cancel`.
-    pub fn spawn_background(
+    /// Loads the team budgets, then reloads them every `every` and cleans old counters every
+    /// minute, until `cancel`.
+    pub async fn spawn_background(
         self: &Arc<Self>,
         db: Db,
         every: std::time::Duration,
         cancel: CancellationToken,
         tasks: &TaskTracker,
     ) {
+        let started = tokio::time::Instant::now();
+        match admin::team_budgets(&db).await {
+            Ok(teams) => self.set_teams(teams, started),
+            Err(error) => {
+                tracing::warn!(%error, "cannot load team budgets; retrying in the background")
+            }
+        }
         let limiter = Arc::clone(self);
         tasks.spawn(async move {
             let mut tick = tokio::time::interval(every);
@@ -32,8 +40,9 @@ impl Limiter {
                     () = cancel.cancelled() => break,
                     _ = tick.tick() => {}
                 }
+                let started = tokio::time::Instant::now();
                 match admin::team_budgets(&db).await {
-                    Ok(teams) => limiter.set_teams(teams),
+                    Ok(teams) => limiter.set_teams(teams, started),
                     Err(error) => tracing::debug!(%error, "team budget reload failed"),
                 }
                 if last_clean.elapsed() >= std::time::Duration::from_secs(60) {
