@@ -2,7 +2,7 @@
 //! timeouts and turns any non-200 answer into an OpenAI-shaped error. It knows nothing of
 //! OpenAI's request shapes; `openai` translates before and after.
 
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
@@ -15,8 +15,10 @@ use crate::error::{ApiError, ApiResult};
 use crate::openai::zhipu_error::map_zhipu_error;
 
 mod credential;
+mod pool;
 
 pub use credential::{sign, Credential};
+pub use pool::{verdict, KeyPool, KeyVerdict};
 
 /// Error bodies are read up to this size; the rest is ignored.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -26,8 +28,7 @@ const MAX_ANSWER_BODY: usize = 64 * 1024 * 1024;
 pub struct ZhipuClient {
     http: reqwest::Client,
     base_url: String,
-    credentials: Vec<Credential>,
-    next_credential: AtomicUsize,
+    keys: KeyPool,
     first_byte_timeout: Duration,
     total_timeout: Duration,
     health: UpstreamHealth,
@@ -75,12 +76,13 @@ impl ZhipuClient {
         Ok(Self {
             http,
             base_url: config.base_url.clone(),
-            credentials: config
-                .api_keys
-                .iter()
-                .map(|key| Credential::new(key, config.auth))
-                .collect(),
-            next_credential: AtomicUsize::new(0),
+            keys: KeyPool::new(
+                config
+                    .api_keys
+                    .iter()
+                    .map(|key| Credential::new(key, config.auth))
+                    .collect(),
+            ),
             first_byte_timeout: config.first_byte_timeout,
             total_timeout: config.total_timeout,
             health: UpstreamHealth::default(),
@@ -99,9 +101,15 @@ impl ZhipuClient {
         stream: bool,
     ) -> ApiResult<UpstreamResponse> {
         let deadline = Instant::now() + self.total_timeout;
-        let authorization = self
-            .credential()?
-            .authorization(chrono::Utc::now().timestamp_millis())
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let (key, credential) = self.keys.pick(now_ms).ok_or_else(|| {
+            ApiError::bad_gateway(
+                "upstream_not_configured",
+                "The gateway has no Zhipu API key configured.",
+            )
+        })?;
+        let authorization = credential
+            .authorization(now_ms)
             .map_err(|e| ApiError::internal(&e))?;
         let request = self
             .http
@@ -134,6 +142,11 @@ impl ZhipuClient {
         }
         let status = response.status().as_u16();
         let body = read_capped(response, deadline, MAX_ERROR_BODY).await;
+        self.keys.report(
+            key,
+            verdict(status, &body),
+            chrono::Utc::now().timestamp_millis(),
+        );
         Err(map_zhipu_error(status, &body))
     }
 
@@ -153,18 +166,6 @@ impl ZhipuClient {
             .map(|t| t.to_rfc3339())
             .unwrap_or_default();
         Some(format!("the last call got no answer ({what}) at {at}"))
-    }
-
-    /// Round-robin over the configured keys.
-    fn credential(&self) -> ApiResult<&Credential> {
-        if self.credentials.is_empty() {
-            return Err(ApiError::bad_gateway(
-                "upstream_not_configured",
-                "The gateway has no Zhipu API key configured.",
-            ));
-        }
-        let index = self.next_credential.fetch_add(1, Ordering::Relaxed) % self.credentials.len();
-        Ok(&self.credentials[index])
     }
 }
 

@@ -13,3 +13,4 @@ mod ledger;
 mod ledger_sql;
 mod limits;
 mod operations;
+mod upstream_keys;
