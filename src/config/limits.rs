@@ -127,3 +127,36 @@ fn parse_word<T: for<'de> Deserialize<'de>>(setting: &str, text: &str) -> Result
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+    use super::*;
+
+    #[test]
+    fn limits_default_to_the_database_failing_open() {
+        let config = Config::from_toml("", &|_| None).unwrap();
+        assert_eq!(config.limits.store, LimitStore::Database);
+        assert_eq!(config.limits.on_store_error, StoreErrorPolicy::Open);
+        assert_eq!(config.limits.window, Duration::from_secs(60));
+        assert_eq!(config.limits.default_max_tokens, 1024);
+    }
+
+    #[test]
+    fn redis_needs_a_url_and_the_environment_wins() {
+        let err = Config::from_toml("[limits]\nstore = \"redis\"", &|_| None).unwrap_err();
+        assert!(err.setting.starts_with("limits.redis_url"), "{err}");
+        let env = |name: &str| match name {
+            "GLM_GATEWAY_LIMITS__STORE" => Some("Redis".to_owned()),
+            "GLM_GATEWAY_LIMITS__REDIS_URL" => Some("redis://127.0.0.1:6379".to_owned()),
+            "GLM_GATEWAY_LIMITS__ON_STORE_ERROR" => Some("closed".to_owned()),
+            _ => None,
+        };
+        let config = Config::from_toml("[limits]\nstore = \"postgres\"", &env).unwrap();
+        assert_eq!(config.limits.store, LimitStore::Redis);
+        assert_eq!(config.limits.on_store_error, StoreErrorPolicy::Closed);
+        let err = Config::from_toml("[limits]\nwindow = 5", &|_| None).unwrap_err();
+        assert!(err.setting.starts_with("window"), "{err}");
+        assert!(Config::from_toml("[limits]\non_store_error = \"maybe\"", &|_| None).is_err());
+    }
+}
