@@ -3,6 +3,7 @@
 //! first use and re-made after failures (`ConnectionManager`), so a Redis that is down at
 //! start-up or goes away is a store error for the request, not a gateway that cannot start.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -78,6 +79,9 @@ return 1
 pub struct RedisCounters {
     client: redis::Client,
     connection: OnceCell<ConnectionManager>,
+    /// Unix ms of the last failed first connection: requests fail fast for a second after it,
+    /// rather than each waiting for its own connection attempt.
+    failed_at_ms: AtomicI64,
     scripts: [Script; 4],
 }
 
@@ -87,6 +91,7 @@ impl RedisCounters {
         Ok(Self {
             client: redis::Client::open(url)?,
             connection: OnceCell::new(),
+            failed_at_ms: AtomicI64::new(i64::MIN / 2),
             scripts: [
                 Script::new(TAKE_WINDOW),
                 Script::new(ADJUST_WINDOW),
@@ -97,6 +102,13 @@ impl RedisCounters {
     }
 
     async fn connection(&self) -> Result<ConnectionManager, StoreError> {
+        if let Some(manager) = self.connection.get() {
+            return Ok(manager.clone());
+        }
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        if now_ms - self.failed_at_ms.load(Ordering::Relaxed) < 1000 {
+            return Err(StoreError("redis: not connected (retrying)".into()));
+        }
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(1)))
             .set_response_timeout(Some(Duration::from_secs(1)))
@@ -104,7 +116,8 @@ impl RedisCounters {
         let manager = self
             .connection
             .get_or_try_init(|| ConnectionManager::new_with_config(self.client.clone(), config))
-            .await?;
+            .await
+            .inspect_err(|_| self.failed_at_ms.store(now_ms, Ordering::Relaxed))?;
         Ok(manager.clone())
     }
 

@@ -49,7 +49,7 @@ impl Db {
                     .options([("synchronous_commit", "off")]);
                 Self::Postgres(
                     sqlx::postgres::PgPoolOptions::new()
-                        .max_connections(8)
+                        .max_connections(16)
                         .acquire_timeout(std::time::Duration::from_secs(3))
                         .connect_lazy_with(options),
                 )
