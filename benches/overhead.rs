@@ -1,10 +1,12 @@
 //! What the gateway adds to a request: the same chat request sent straight to the GLM emulator
 //! and through the gateway (auth, translation, upstream signing), with the usage ledger off and
-//! on, over one keep-alive connection; then the throughput of many connections at once.
+//! on, and with a key whose rpm, tpm and token budget are checked on every request, over one
+//! keep-alive connection; then the throughput of many connections at once.
 //!
 //! `cargo bench --bench overhead` (SQLite), or with `BENCH_POSTGRES=postgres://user@host:port`
 //! (a fresh database is made there).
-//! `BENCH_REQUESTS` (default 5000) and `BENCH_CONCURRENCY` (default 64) tune it.
+//! `BENCH_REQUESTS` (default 5000) and `BENCH_CONCURRENCY` (default 64) tune it;
+//! `BENCH_LIMITS_REDIS=redis://127.0.0.1:6379` keeps the limit counters in Redis.
 
 use std::time::{Duration, Instant};
 
@@ -40,6 +42,7 @@ async fn main() -> anyhow::Result<()> {
         &database_url,
         folder.path().join("journal"),
         true,
+        false,
     )
     .await?;
     let without_ledger = start_gateway(
@@ -47,6 +50,15 @@ async fn main() -> anyhow::Result<()> {
         &database_url,
         folder.path().join("journal-off"),
         false,
+        false,
+    )
+    .await?;
+    let with_limits = start_gateway(
+        &upstream,
+        &database_url,
+        folder.path().join("journal-limits"),
+        true,
+        true,
     )
     .await?;
 
@@ -64,6 +76,11 @@ async fn main() -> anyhow::Result<()> {
     let ledger_off = Target {
         url: without_ledger.0,
         key: without_ledger.1,
+        body: body.clone(),
+    };
+    let limits_on = Target {
+        url: with_limits.0,
+        key: with_limits.1,
         body,
     };
 
@@ -72,12 +89,15 @@ async fn main() -> anyhow::Result<()> {
     let direct_latencies = direct.sequential(requests).await?;
     let off_latencies = ledger_off.sequential(requests).await?;
     let on_latencies = ledger_on.sequential(requests).await?;
+    let limited_latencies = limits_on.sequential(requests).await?;
     report("  straight to the emulator        ", &direct_latencies);
     report("  through the gateway, ledger off ", &off_latencies);
     report("  through the gateway, ledger on  ", &on_latencies);
+    report("  ledger on, key with rpm/tpm/budget", &limited_latencies);
     for (label, latencies) in [
         ("ledger off", &off_latencies),
         ("ledger on ", &on_latencies),
+        ("ledger on, limits on", &limited_latencies),
     ] {
         let p50 = percentile(latencies, 0.50).saturating_sub(percentile(&direct_latencies, 0.50));
         let p99 = percentile(latencies, 0.99).saturating_sub(percentile(&direct_latencies, 0.99));
@@ -112,6 +132,7 @@ async fn start_gateway(
     database_url: &str,
     journal_dir: std::path::PathBuf,
     ledger: bool,
+    limited: bool,
 ) -> anyhow::Result<(String, String)> {
     let env = |name: &str| match name {
         "GLM_GATEWAY_LISTEN" => Some("127.0.0.1:0".to_owned()),
@@ -123,11 +144,19 @@ async fn start_gateway(
     let mut config = Config::from_toml("", &env)?;
     config.usage.journal_dir = journal_dir;
     config.usage.enabled = ledger;
+    if let Ok(url) = std::env::var("BENCH_LIMITS_REDIS") {
+        config.limits.store = glm_gateway::config::LimitStore::Redis;
+        config.limits.redis_url = Some(url);
+    }
     let app = App::build(config, BuildOptions::default()).await?;
     let url = format!("http://{}/v1/chat/completions", app.local_addr());
     let request = CreateKey {
         name: "bench".into(),
         team: "bench".into(),
+        // Limits that never refuse: the cost of checking them on every request.
+        rpm: limited.then_some(1 << 40),
+        tpm: limited.then_some(1 << 50),
+        token_budget: limited.then_some(1 << 50),
         ..Default::default()
     };
     let (created, key) = create_key(&app.state().db, request)

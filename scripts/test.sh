@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of glm-gateway on a fresh machine: makes sure PostgreSQL answers on
-# 127.0.0.1:5432 (starting or installing it when it does not), makes a Python virtualenv with
-# the official OpenAI SDK and installs the pinned OpenAI Node SDKs (tests/node), then runs lints,
-# the Rust tests and the OpenAI-SDK tests (Python, then Node).
+# 127.0.0.1:5432 and Redis on 127.0.0.1:6379 (starting or installing them when they do not;
+# Redis for the limit-store tests), makes a Python virtualenv with the official OpenAI SDK and
+# installs the pinned OpenAI Node SDKs (tests/node), then runs lints, the Rust tests and the
+# OpenAI-SDK tests (Python, then Node).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +33,27 @@ ensure_postgres() {
     sleep 1
   done
   echo "PostgreSQL did not come up on $PGHOST:$PGPORT" >&2
+  exit 1
+}
+
+ensure_redis() {
+  if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then return; fi
+  step "starting Redis"
+  if ! command -v redis-server >/dev/null 2>&1; then
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "Redis is not installed and this is not root: install redis-server" >&2
+      exit 1
+    fi
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+  fi
+  mkdir -p /var/lib/redis /var/log/redis 2>/dev/null || true
+  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log
+  for _ in $(seq 1 30); do
+    redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && return
+    sleep 1
+  done
+  echo "Redis did not come up on 127.0.0.1:6379" >&2
   exit 1
 }
 
@@ -72,6 +94,7 @@ ensure_node() {
 }
 
 ensure_postgres
+ensure_redis
 drop_leftover_databases
 ensure_python
 ensure_node

@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::keys::KeyCache;
+use crate::limits::Limiter;
 use crate::routes::router;
 use crate::state::AppState;
 use crate::store::Db;
@@ -63,11 +64,17 @@ impl App {
             true => Some(Arc::new(open_journal(&config, &db).await?)),
             false => None,
         };
+        let limits = Arc::new(Limiter::new(
+            &config.limits,
+            &db,
+            PriceTable::new(&config.prices),
+        )?);
         let ledger = Ledger::new(
             journal.clone(),
             PriceTable::new(&config.prices),
             config.usage.store_content,
-        );
+        )
+        .with_limiter(Arc::clone(&limits));
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -77,6 +84,7 @@ impl App {
             keys,
             zhipu: Arc::new(zhipu),
             ledger: Arc::new(ledger),
+            limits,
             tasks: TaskTracker::new(),
             shutdown: CancellationToken::new(),
             hard_stop: CancellationToken::new(),
@@ -98,6 +106,15 @@ impl App {
         {
             tracing::warn!(%error, "cannot prepare usage_events partitions");
         }
+        state
+            .limits
+            .spawn_background(
+                state.db.clone(),
+                state.config.server.key_refresh,
+                state.shutdown.clone(),
+                &state.tasks,
+            )
+            .await;
         maintenance::spawn(
             state.db.clone(),
             state.config.usage.retention_days,
@@ -185,6 +202,7 @@ impl App {
         {
             tracing::warn!("background tasks still running at exit");
         }
+        state.limits.drain().await;
         if let Some((task, stop)) = writer {
             stop.cancel();
             if task.await.is_err() {

@@ -13,9 +13,11 @@ use clap::{Parser, Subcommand};
 use crate::app::{shutdown_signal, App, BuildOptions};
 use crate::config::{Config, ConfigError};
 use crate::keys::admin::{create_key, CreateKey, KeyView};
+use crate::keys::update::UpdateKey;
 use crate::store::{parse_day, Db, UsageGroup};
 
 mod demo;
+mod limits;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -52,6 +54,11 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Set and list team budgets.
+    Teams {
+        #[command(subcommand)]
+        command: limits::TeamsCommand,
     },
     /// Print a usage summary from the ledger.
     Usage {
@@ -98,6 +105,12 @@ enum KeysCommand {
     },
     /// Revoke a key by id; it is refused from then on.
     Revoke { id: String },
+    /// Change a key's limits; a flag given without a value clears that limit.
+    Update {
+        id: String,
+        #[command(flatten)]
+        change: UpdateKey,
+    },
 }
 
 /// Parses the command line, runs the command and maps its outcome to an exit status.
@@ -137,6 +150,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys { command } => keys(&config, command).await,
+        Command::Teams { command } => limits::teams(&config, command).await,
         Command::Usage {
             by,
             since,
@@ -248,6 +262,7 @@ async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
             Some(_) => say(format_args!("revoked key {id}")),
             None => anyhow::bail!("no key has the id `{id}`"),
         },
+        KeysCommand::Update { id, change } => limits::update(&db, &id, change).await?,
     }
     db.close().await;
     Ok(())

@@ -10,12 +10,14 @@ use serde::Deserialize;
 
 mod emulation;
 mod endpoints;
+mod limits;
 mod models;
 mod responses;
 mod secret;
 
 pub use emulation::{EmulationConfig, EmulationSwitches};
 pub use endpoints::{EmbeddingsConfig, ImagesConfig};
+pub use limits::{LimitStore, LimitsConfig, StoreErrorPolicy};
 pub use models::{ModelMap, BUILTIN_MAP, COMMON_OPENAI_MODELS};
 pub use responses::{derive_responses_base, ResponsesConfig};
 pub use secret::Secret;
@@ -77,6 +79,7 @@ pub struct Config {
     pub catalogue: Vec<String>,
     pub server: ServerConfig,
     pub usage: UsageConfig,
+    pub limits: LimitsConfig,
     /// Price entries from the file, on top of the built-in ones.
     pub prices: Vec<PriceEntry>,
     pub embeddings: EmbeddingsConfig,
@@ -179,6 +182,8 @@ struct FileConfig {
     server: FileServer,
     #[serde(default)]
     usage: FileUsage,
+    #[serde(default)]
+    limits: limits::FileLimits,
     #[serde(default)]
     prices: Vec<PriceEntry>,
     #[serde(default)]
@@ -319,6 +324,7 @@ impl Config {
                 )?),
             },
             usage: usage_config(file.usage, env)?,
+            limits: limits::limits_config(file.limits, env)?,
             prices: validate_prices(file.prices)?,
             embeddings: endpoints::embeddings_config(file.embeddings)?,
             images: endpoints::images_config(file.images)?,

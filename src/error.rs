@@ -3,7 +3,7 @@
 //! The codes are an enum: its `as_str` values are also stored in `usage_events.error_code`
 //! (listed in `docs/dashboards.md`), so they change only on purpose.
 
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
@@ -26,6 +26,12 @@ pub enum ErrorCode {
     ModelNotAllowed,
     CancelNotSupported,
     RateLimitExceeded,
+    /// A key's `rpm` (OpenAI's type `requests`).
+    RequestRateExceeded,
+    /// A key's `tpm` (OpenAI's type `tokens`).
+    TokenRateExceeded,
+    /// The limits' counter store is down and the policy is to refuse.
+    LimitsUnavailable,
     InsufficientQuota,
     /// The client left before the answer began (a row-only code, as web servers log 499).
     ClientClosedRequest,
@@ -83,6 +89,9 @@ impl ErrorCode {
             Self::CancelNotSupported => "cancel_not_supported",
             Self::ResponseNotFound => "response_not_found",
             Self::RateLimitExceeded => "rate_limit_exceeded",
+            Self::RequestRateExceeded => "rate_limit_exceeded",
+            Self::TokenRateExceeded => "rate_limit_exceeded",
+            Self::LimitsUnavailable => "limits_unavailable",
             Self::InsufficientQuota => "insufficient_quota",
             Self::ClientClosedRequest => "client_closed_request",
             Self::ModelNotFound => "model_not_found",
@@ -138,6 +147,8 @@ impl ErrorCode {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimitExceeded
+            | Self::RequestRateExceeded
+            | Self::TokenRateExceeded
             | Self::InsufficientQuota
             | Self::DailyQuotaExceeded
             | Self::UsageLimitReached => StatusCode::TOO_MANY_REQUESTS,
@@ -155,9 +166,10 @@ impl ErrorCode {
             | Self::UpstreamImageHost
             | Self::UpstreamImageUnavailable
             | Self::UpstreamImageTooLarge => StatusCode::BAD_GATEWAY,
-            Self::UpstreamOverloaded | Self::GatewayShuttingDown | Self::LedgerUnavailable => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::UpstreamOverloaded
+            | Self::GatewayShuttingDown
+            | Self::LedgerUnavailable
+            | Self::LimitsUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
             // Recorded for a stream whose 200 had already gone out.
@@ -176,6 +188,8 @@ impl ErrorCode {
                 "rate_limit_error"
             }
             Self::InsufficientQuota => "insufficient_quota",
+            Self::RequestRateExceeded => "requests",
+            Self::TokenRateExceeded => "tokens",
             Self::InvalidRequest
             | Self::InvalidJson
             | Self::RequestTooLarge
@@ -211,6 +225,7 @@ impl ErrorCode {
             | Self::InternalError
             | Self::GatewayShuttingDown
             | Self::LedgerUnavailable
+            | Self::LimitsUnavailable
             | Self::StreamInterrupted => "server_error",
         }
     }
@@ -228,6 +243,9 @@ pub struct ApiError {
     pub should_retry: Option<bool>,
     /// Seconds for `retry-after`.
     pub retry_after: Option<u64>,
+    /// More headers for the answer (a limit refusal's `x-ratelimit-*`); boxed, as most
+    /// errors have none.
+    headers: Option<Box<HeaderMap>>,
 }
 
 impl ApiError {
@@ -238,6 +256,7 @@ impl ApiError {
             param: None,
             should_retry: None,
             retry_after: None,
+            headers: None,
         }
     }
 
@@ -263,6 +282,11 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         self.code.status()
+    }
+
+    /// More headers for the answer.
+    pub fn headers_mut(&mut self) -> &mut HeaderMap {
+        self.headers.get_or_insert_with(Box::default)
     }
 
     pub fn param(mut self, param: impl Into<String>) -> Self {
@@ -314,9 +338,12 @@ impl std::fmt::Display for ApiError {
 impl std::error::Error for ApiError {}
 
 impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+    fn into_response(mut self) -> Response {
         let mut response = (self.status(), axum::Json(self.body())).into_response();
         let headers = response.headers_mut();
+        if let Some(extra) = self.headers.take() {
+            headers.extend(*extra);
+        }
         if let Some(retry) = self.should_retry {
             let value = if retry { "true" } else { "false" };
             headers.insert("x-should-retry", HeaderValue::from_static(value));

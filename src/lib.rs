@@ -6,6 +6,7 @@ pub mod config;
 pub mod emulator;
 pub mod error;
 pub mod keys;
+pub mod limits;
 pub mod openai;
 pub mod relay;
 pub mod request_id;

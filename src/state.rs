@@ -9,6 +9,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::keys::KeyCache;
+use crate::limits::Limiter;
 use crate::relay::RelayOptions;
 use crate::store::Db;
 use crate::upstream::ZhipuClient;
@@ -21,6 +22,7 @@ pub struct AppState {
     pub keys: Arc<KeyCache>,
     pub zhipu: Arc<ZhipuClient>,
     pub ledger: Arc<Ledger>,
+    pub limits: Arc<Limiter>,
     /// Work that outlives its request (stream relays, background reloads); awaited at shutdown.
     pub tasks: TaskTracker,
     /// Fired when the gateway begins to shut down.

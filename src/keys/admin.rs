@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{generate, ApiKey};
 use crate::error::ApiError;
+use crate::limits::BudgetPeriod;
 use crate::store::{Db, KeyRecord, NewKey};
 
 /// The body of `POST /admin/keys` and the flags of `glm-gateway keys create`.
@@ -21,15 +22,21 @@ pub struct CreateKey {
     /// Models this key may use (names or `prefix*`), comma-separated; default all.
     #[arg(long, value_delimiter = ',')]
     pub models: Option<Vec<String>>,
-    /// Requests per minute (stored, not enforced yet).
+    /// Requests per rate window (`limits.window_secs`, default a minute).
     #[arg(long)]
     pub rpm: Option<i64>,
-    /// Tokens per minute (stored, not enforced yet).
+    /// Tokens per rate window, counting each request's estimate until its usage is known.
     #[arg(long)]
     pub tpm: Option<i64>,
-    /// Total tokens this key may use (stored, not enforced yet).
+    /// Tokens this key may use per budget period.
     #[arg(long)]
     pub token_budget: Option<i64>,
+    /// CNY this key may spend per budget period (by the price table).
+    #[arg(long)]
+    pub cost_budget: Option<f64>,
+    /// When the budgets start over: none (never), daily or monthly (UTC).
+    #[arg(long, value_enum)]
+    pub budget_period: Option<BudgetPeriod>,
     /// Expiry as RFC 3339, e.g. 2027-01-01T00:00:00Z.
     #[arg(long)]
     pub expires_at: Option<DateTime<Utc>>,
@@ -45,6 +52,8 @@ pub struct KeyView {
     pub rpm: Option<i64>,
     pub tpm: Option<i64>,
     pub token_budget: Option<i64>,
+    pub cost_budget: Option<f64>,
+    pub budget_period: BudgetPeriod,
     pub expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
@@ -71,6 +80,8 @@ impl From<&KeyRecord> for KeyView {
             rpm: record.rpm,
             tpm: record.tpm,
             token_budget: record.token_budget,
+            cost_budget: record.cost_budget,
+            budget_period: BudgetPeriod::parse(&record.budget_period),
             expires_at: record.expires_at,
             created_at: record.created_at,
             revoked_at: record.revoked_at,
@@ -96,25 +107,11 @@ impl CreateKey {
                 .param("models"));
             }
         }
-        for (field, value) in [
-            ("rpm", self.rpm),
-            ("tpm", self.tpm),
-            ("token_budget", self.token_budget),
-        ] {
-            if value.is_some_and(|v| v <= 0) {
-                return Err(ApiError::invalid_request(format!(
-                    "`{field}` must be a positive integer."
-                ))
-                .param(field));
-            }
-        }
-        if self.expires_at.is_some_and(|at| at <= Utc::now()) {
-            return Err(
-                ApiError::invalid_request("`expires_at` must be in the future.")
-                    .param("expires_at"),
-            );
-        }
-        Ok(())
+        validate_limits(
+            [self.rpm, self.tpm, self.token_budget],
+            self.cost_budget,
+            self.expires_at,
+        )
     }
 }
 
@@ -131,6 +128,12 @@ pub async fn create_key(db: &Db, request: CreateKey) -> Result<(CreatedKey, ApiK
         rpm: request.rpm,
         tpm: request.tpm,
         token_budget: request.token_budget,
+        cost_budget: request.cost_budget,
+        budget_period: request
+            .budget_period
+            .unwrap_or_default()
+            .as_str()
+            .to_owned(),
         expires_at: request.expires_at,
     };
     let record = db
@@ -146,4 +149,33 @@ pub async fn create_key(db: &Db, request: CreateKey) -> Result<(CreatedKey, ApiK
         },
         key,
     ))
+}
+
+/// Checks limits being set: counts positive, a cost budget positive and finite, an expiry in
+/// the future.
+pub fn validate_limits(
+    counts: [Option<i64>; 3],
+    cost_budget: Option<f64>,
+    expires_at: Option<DateTime<Utc>>,
+) -> Result<(), ApiError> {
+    for (field, value) in ["rpm", "tpm", "token_budget"].into_iter().zip(counts) {
+        if value.is_some_and(|v| v <= 0) {
+            return Err(ApiError::invalid_request(format!(
+                "`{field}` must be a positive integer."
+            ))
+            .param(field));
+        }
+    }
+    if cost_budget.is_some_and(|c| !c.is_finite() || c <= 0.0) {
+        return Err(
+            ApiError::invalid_request("`cost_budget` must be a positive number of CNY.")
+                .param("cost_budget"),
+        );
+    }
+    if expires_at.is_some_and(|at| at <= Utc::now()) {
+        return Err(
+            ApiError::invalid_request("`expires_at` must be in the future.").param("expires_at"),
+        );
+    }
+    Ok(())
 }

@@ -6,12 +6,14 @@ use rand::distributions::{Alphanumeric, DistString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::limits::BudgetPeriod;
 use crate::store::KeyRecord;
 
 pub mod admin;
 mod cache;
 mod lookup;
 mod middleware;
+pub mod update;
 
 pub use cache::KeyCache;
 pub use middleware::{bearer_token, require_api_key};
@@ -63,6 +65,9 @@ pub struct ApiKey {
     pub rpm: Option<i64>,
     pub tpm: Option<i64>,
     pub token_budget: Option<i64>,
+    /// CNY.
+    pub cost_budget: Option<f64>,
+    pub budget_period: BudgetPeriod,
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
 }
@@ -85,6 +90,8 @@ impl ApiKey {
             rpm: record.rpm,
             tpm: record.tpm,
             token_budget: record.token_budget,
+            cost_budget: record.cost_budget,
+            budget_period: BudgetPeriod::parse(&record.budget_period),
             expires_at: record.expires_at,
             revoked_at: record.revoked_at,
         })
@@ -129,6 +136,8 @@ mod tests {
             rpm: None,
             tpm: None,
             token_budget: None,
+            cost_budget: None,
+            budget_period: "none".into(),
             expires_at: None,
             created_at: Utc::now(),
             revoked_at: None,

@@ -14,7 +14,10 @@ use subtle::ConstantTimeEq;
 use super::json::OpenAiJson;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::keys::admin::{create_key, CreateKey, KeyView};
+use crate::keys::update::{update_key, UpdateKey};
 use crate::keys::{bearer_token, ApiKey};
+use crate::limits::admin::{list_teams as all_teams, set_team as store_team, SetTeam, TeamView};
+use crate::limits::TeamBudget;
 use crate::state::AppState;
 use crate::store::{parse_day, UsageGroup};
 
@@ -77,6 +80,39 @@ pub async fn revoke(
     }
     tracing::info!(key_id = %id, "key revoked");
     Ok(Json(KeyView::from(&record)))
+}
+
+/// `PATCH /admin/keys/{id}`: changes limits; this process applies them at once, others within
+/// `server.key_refresh_ms`.
+pub async fn update(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    OpenAiJson(request): OpenAiJson<UpdateKey>,
+) -> ApiResult<Json<KeyView>> {
+    let (view, key) = update_key(&state.db, &id, request).await?;
+    state.keys.insert(key);
+    tracing::info!(key_id = %id, "key limits changed");
+    Ok(Json(view))
+}
+
+/// `PUT /admin/teams/{team}`: sets (replaces) a team's budgets.
+pub async fn set_team(
+    State(state): State<AppState>,
+    Path(team): Path<String>,
+    OpenAiJson(request): OpenAiJson<SetTeam>,
+) -> ApiResult<Json<TeamView>> {
+    let view = store_team(&state.db, &team, request).await?;
+    state.limits.set_team(&view.team, TeamBudget::from(&view));
+    tracing::info!(team = %view.team, "team budgets set");
+    Ok(Json(view))
+}
+
+/// `GET /admin/teams`
+pub async fn list_teams(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+    let data = all_teams(&state.db)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    Ok(Json(json!({ "object": "list", "data": data })))
 }
 
 /// `GET /admin/usage?by=team|key|model|endpoint&since=YYYY-MM-DD&until=YYYY-MM-DD`

@@ -26,6 +26,11 @@ pub async fn chat_completions(
     let model = authorize_model(&state, &key, &ticket, &request.model)?;
     let mut glm = to_glm(request, &model, ticket.request_id())?;
     let switches = glm.settle_emulation(&state.config.emulation);
+    let estimate = state.limits.estimate(&model, &glm.body);
+    let admission = state
+        .limits
+        .admit(ticket.request_id(), &key, estimate)
+        .await?;
     ticket.set_prompt(Prompt::chat(glm.body.get("messages"), ticket.keeps_text()));
     let upstream = state
         .zhipu
@@ -42,6 +47,7 @@ pub async fn chat_completions(
     if let Some(promise) = &glm.emulation {
         mark(&mut response, &ticket, promise, checked);
     }
+    admission.apply_headers(response.headers_mut());
     Ok(response)
 }
 

@@ -17,7 +17,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, Method, Uri};
 use axum::middleware::{from_fn, from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -60,7 +60,12 @@ pub fn router(state: AppState) -> Router {
         .route_layer(from_fn_with_state(Arc::clone(&state.keys), require_api_key));
     let admin = Router::new()
         .route("/admin/keys", post(admin::create).get(admin::list))
-        .route("/admin/keys/{id}", delete(admin::revoke))
+        .route(
+            "/admin/keys/{id}",
+            delete(admin::revoke).patch(admin::update),
+        )
+        .route("/admin/teams", get(admin::list_teams))
+        .route("/admin/teams/{team}", put(admin::set_team))
         .route("/admin/usage", get(admin::usage))
         .route_layer(from_fn_with_state(state.clone(), admin::require_admin));
     Router::new()

@@ -16,6 +16,9 @@ pub struct KeyRecord {
     pub rpm: Option<i64>,
     pub tpm: Option<i64>,
     pub token_budget: Option<i64>,
+    pub cost_budget: Option<f64>,
+    /// `none`, `daily` or `monthly`.
+    pub budget_period: String,
     pub expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
@@ -32,13 +35,15 @@ pub struct NewKey {
     pub rpm: Option<i64>,
     pub tpm: Option<i64>,
     pub token_budget: Option<i64>,
+    pub cost_budget: Option<f64>,
+    pub budget_period: String,
     pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// The columns of `KeyRecord`, as a literal so statements are built with `concat!`.
 macro_rules! key_columns {
     () => {
-        "id, name, team, secret_hash, models, rpm, tpm, token_budget, expires_at, created_at, revoked_at"
+        "id, name, team, secret_hash, models, rpm, tpm, token_budget, cost_budget, budget_period, expires_at, created_at, revoked_at"
     };
 }
 
@@ -46,7 +51,8 @@ impl Db {
     pub async fn insert_key(&self, key: &NewKey) -> Result<KeyRecord, sqlx::Error> {
         const SQL: &str = concat!(
             "INSERT INTO api_keys (id, name, team, secret_hash, models, rpm, tpm, token_budget, ",
-            "expires_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) ",
+            "cost_budget, budget_period, expires_at, created_at, updated_at) ",
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) ",
             "RETURNING ",
             key_columns!()
         );
@@ -65,6 +71,8 @@ impl Db {
                 .bind(key.rpm)
                 .bind(key.tpm)
                 .bind(key.token_budget)
+                .bind(key.cost_budget)
+                .bind(&key.budget_period)
                 .bind(key.expires_at)
                 .bind(now)
                 .fetch_one(pool)

@@ -20,12 +20,16 @@ macro_rules! on_pool {
     };
 }
 
+#[macro_use]
 mod keys;
+mod limits;
 mod responses;
+mod teams;
 mod usage;
 
 pub use keys::{KeyRecord, NewKey};
 pub use responses::{ResponseOwner, OWNER_TTL_DAYS};
+pub use teams::{KeyChange, TeamRecord};
 pub use usage::{parse_day, UnknownUsageGroup, UsageGroup, UsageSummary};
 
 static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");

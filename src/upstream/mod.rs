@@ -2,7 +2,7 @@
 //! timeouts and turns any non-200 answer into an OpenAI-shaped error (`zhipu_error` owns that
 //! mapping). It knows nothing of OpenAI's request shapes; `openai` translates before and after.
 
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
@@ -18,11 +18,13 @@ pub type ErrorMap = fn(u16, &[u8]) -> ApiError;
 
 mod credential;
 mod images;
+mod pool;
 mod responses_error;
 pub mod zhipu_error;
 
 pub use credential::{sign, Credential};
 pub use images::ImageFetcher;
+pub use pool::{verdict, KeyPool, KeyVerdict};
 pub use responses_error::{in_band_error, map_responses_error};
 pub use zhipu_error::{map_zhipu_error, map_zhipu_value};
 
@@ -36,8 +38,7 @@ pub struct ZhipuClient {
     base_url: String,
     /// Zhipu's Response API (`/api/v1`), signed with the same credentials.
     responses_base_url: String,
-    credentials: Vec<Credential>,
-    next_credential: AtomicUsize,
+    keys: KeyPool,
     first_byte_timeout: Duration,
     total_timeout: Duration,
     health: UpstreamHealth,
@@ -94,12 +95,13 @@ impl ZhipuClient {
                 .responses_base_url
                 .clone()
                 .unwrap_or_else(|| derive_responses_base(&config.base_url)),
-            credentials: config
-                .api_keys
-                .iter()
-                .map(|key| Credential::new(key, config.auth))
-                .collect(),
-            next_credential: AtomicUsize::new(0),
+            keys: KeyPool::new(
+                config
+                    .api_keys
+                    .iter()
+                    .map(|key| Credential::new(key, config.auth))
+                    .collect(),
+            ),
             first_byte_timeout: config.first_byte_timeout,
             total_timeout: config.total_timeout,
             health: UpstreamHealth::default(),
@@ -151,9 +153,15 @@ impl ZhipuClient {
         errors: ErrorMap,
     ) -> ApiResult<UpstreamResponse> {
         let deadline = Instant::now() + self.total_timeout;
-        let authorization = self
-            .credential()?
-            .authorization(chrono::Utc::now().timestamp_millis())
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let (key, credential) = self.keys.pick(now_ms).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::UpstreamNotConfigured,
+                "The gateway has no Zhipu API key configured.",
+            )
+        })?;
+        let authorization = credential
+            .authorization(now_ms)
             .map_err(|e| ApiError::internal(&e))?;
         let mut request = self
             .http
@@ -187,6 +195,8 @@ impl ZhipuClient {
         }
         let status = response.status().as_u16();
         let body = read_capped(response, deadline, MAX_ERROR_BODY).await;
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        self.keys.report(key, verdict(status, &body), now_ms);
         Err(errors(status, &body))
     }
 
@@ -217,18 +227,6 @@ impl ZhipuClient {
             .map(|t| t.to_rfc3339())
             .unwrap_or_default();
         Some(format!("the last call got no answer ({what}) at {at}"))
-    }
-
-    /// Round-robin over the configured keys.
-    fn credential(&self) -> ApiResult<&Credential> {
-        if self.credentials.is_empty() {
-            return Err(ApiError::new(
-                ErrorCode::UpstreamNotConfigured,
-                "The gateway has no Zhipu API key configured.",
-            ));
-        }
-        let index = self.next_credential.fetch_add(1, Ordering::Relaxed) % self.credentials.len();
-        Ok(&self.credentials[index])
     }
 }
 

@@ -26,6 +26,7 @@ pub struct Ledger {
     journal: Option<Arc<Journal>>,
     prices: PriceTable,
     store_content: bool,
+    limiter: Option<Arc<crate::limits::Limiter>>,
 }
 
 impl Ledger {
@@ -34,7 +35,14 @@ impl Ledger {
             journal,
             prices,
             store_content,
+            limiter: None,
         }
+    }
+
+    /// Settles each recorded request's limit reservation.
+    pub fn with_limiter(mut self, limiter: Arc<crate::limits::Limiter>) -> Self {
+        self.limiter = Some(limiter);
+        self
     }
 
     pub fn journal(&self) -> Option<&Arc<Journal>> {
@@ -54,6 +62,9 @@ impl Ledger {
     }
 
     fn record(&self, mut event: UsageEvent) {
+        self.limiter
+            .iter()
+            .for_each(|limiter| limiter.settle(&event));
         let Some(journal) = &self.journal else { return };
         make_storable(&mut event);
         if let Some(model) = &event.upstream_model {

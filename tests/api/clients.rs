@@ -57,6 +57,8 @@ async fn a_key_inserted_by_another_process_works_at_once(backend: Backend) {
             rpm: None,
             tpm: None,
             token_budget: None,
+            cost_budget: None,
+            budget_period: "none".into(),
             expires_at: None,
         })
         .await

@@ -54,6 +54,20 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 }
 
 pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let database_url = match backend {
+        Backend::Postgres => Some(fresh_postgres_database().await),
+        Backend::Sqlite => None,
+    };
+    start_app(database_url, tweak).await
+}
+
+/// Another gateway (a replica, with its own emulator and journal) on the database of `first`.
+pub async fn spawn_replica(first: &TestApp, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    start_app(Some(first.database_url.clone()), tweak).await
+}
+
+/// A gateway on `database_url`, or on a new SQLite file when `None`.
+async fn start_app(database_url: Option<String>, tweak: impl FnOnce(&mut Config)) -> TestApp {
     let folder = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let emulator_addr = listener.local_addr().unwrap();
@@ -76,10 +90,8 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
         &env,
     )
     .unwrap();
-    config.database_url = match backend {
-        Backend::Postgres => fresh_postgres_database().await,
-        Backend::Sqlite => format!("sqlite://{}", folder.path().join("test.db").display()),
-    };
+    config.database_url = database_url
+        .unwrap_or_else(|| format!("sqlite://{}", folder.path().join("test.db").display()));
     config.usage.journal_dir = folder.path().join("journal");
     config.usage.flush_interval = Duration::from_millis(20);
     tweak(&mut config);

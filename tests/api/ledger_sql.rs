@@ -565,6 +565,8 @@ async fn every_dashboard_query_answers_on_both_backends() {
                 rpm: None,
                 tpm: None,
                 token_budget: None,
+                cost_budget: None,
+                budget_period: "none".into(),
                 expires_at: None,
             })
             .await

@@ -16,6 +16,8 @@ mod journal;
 mod journal_crash;
 mod ledger;
 mod ledger_sql;
+mod limits;
 mod operations;
 mod promises;
 mod responses;
+mod upstream_keys;

@@ -63,6 +63,6 @@ def test_bad_settings_stop_with_one_line_and_status_2():
 
 
 def test_every_command_has_help():
-    for command in [[], ["serve"], ["demo"], ["migrate"], ["keys"], ["keys", "create"], ["keys", "list"], ["keys", "revoke"], ["emulator"]]:
+    for command in [[], ["serve"], ["demo"], ["migrate"], ["keys"], ["keys", "create"], ["keys", "list"], ["keys", "revoke"], ["keys", "update"], ["teams"], ["teams", "set"], ["teams", "list"], ["emulator"]]:
         result = run(*command, "--help")
         assert result.returncode == 0 and "Usage" in result.stdout, command

@@ -33,6 +33,8 @@ fn request() -> Request {
         rpm: None,
         tpm: None,
         token_budget: None,
+        cost_budget: None,
+        budget_period: "none".into(),
         expires_at: None,
         created_at: Utc::now(),
         revoked_at: None,

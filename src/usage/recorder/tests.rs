@@ -42,6 +42,8 @@ async fn a_panicking_handler_is_recorded_as_the_500_the_client_gets() {
         rpm: None,
         tpm: None,
         token_budget: None,
+        cost_budget: None,
+        budget_period: "none".into(),
         expires_at: None,
         created_at: Utc::now(),
         revoked_at: None,

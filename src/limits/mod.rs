@@ -1,0 +1,326 @@
+//! Per-key and per-team limits: `rpm` and `tpm` over a fixed window, and token and cost budgets
+//! per UTC period. A request reserves its estimate atomically in a shared store before it goes
+//! upstream and settles to its real usage when its ledger row is written; a reservation that is
+//! never settled stops counting when it expires.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use chrono::{DateTime, Utc};
+use tokio_util::task::TaskTracker;
+
+use crate::config::{LimitStore, LimitsConfig};
+use crate::error::ApiError;
+use crate::keys::ApiKey;
+use crate::store::Db;
+use crate::usage::{PriceTable, UsageEvent};
+
+pub mod admin;
+mod counters;
+mod estimate;
+mod headers;
+mod period;
+mod redis;
+mod upkeep;
+
+pub use counters::{fits, Claim, Hold, Refusal, StoreError, WindowCount};
+pub use estimate::prompt_and_max_tokens;
+pub use headers::{Admission, RateHeaders};
+pub use period::BudgetPeriod;
+
+use counters::Counters;
+use upkeep::settle_failed;
+
+/// What a request is expected to use, reserved before it goes upstream.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Estimate {
+    pub tokens: i64,
+    /// CNY; `None` when the model has no price (cost budgets then count it as 0).
+    pub cost: Option<f64>,
+}
+
+/// A team's budgets, shared by all of its keys.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TeamBudget {
+    pub token_budget: Option<i64>,
+    pub cost_budget: Option<f64>,
+    pub period: BudgetPeriod,
+}
+
+/// What an admitted request holds until it settles.
+struct Pending {
+    window: Option<(String, i64)>,
+    claims: Vec<Claim>,
+    tokens: i64,
+}
+
+pub struct Limiter {
+    config: LimitsConfig,
+    counters: Arc<Counters>,
+    prices: PriceTable,
+    teams: ArcSwap<HashMap<String, TeamBudget>>,
+    /// Team changes made through this process lately, applied again over a reload whose query
+    /// may have begun before them.
+    recent_teams: Mutex<Vec<(tokio::time::Instant, String, TeamBudget)>>,
+    pending: Mutex<HashMap<String, Pending>>,
+    /// Set while the store fails, so an outage is logged once.
+    failing: AtomicBool,
+    /// Settlements under way; awaited at shutdown.
+    settling: TaskTracker,
+}
+
+impl Limiter {
+    pub fn new(config: &LimitsConfig, db: &Db, prices: PriceTable) -> anyhow::Result<Self> {
+        let counters = match config.store {
+            LimitStore::Database => Counters::database(db.counters_pool()),
+            LimitStore::Memory => Counters::Memory(Mutex::default()),
+            LimitStore::Redis => Counters::Redis(Box::new(redis::RedisCounters::new(
+                config.redis_url.as_deref().unwrap_or_default(),
+            )?)),
+        };
+        Ok(Self {
+            config: config.clone(),
+            counters: Arc::new(counters),
+            prices,
+            teams: ArcSwap::default(),
+            recent_teams: Mutex::default(),
+            pending: Mutex::default(),
+            failing: AtomicBool::new(false),
+            settling: TaskTracker::new(),
+        })
+    }
+
+    /// The estimate for a GLM chat body: its prompt (about three characters a token) plus its
+    /// `max_tokens`, or `limits.default_max_tokens` when it sets none; priced by the model.
+    pub fn estimate(
+        &self,
+        model: &str,
+        body: &serde_json::Map<String, serde_json::Value>,
+    ) -> Estimate {
+        let (chars, max_tokens) = prompt_and_max_tokens(body);
+        let prompt = crate::usage::TokenUsage::estimate(chars);
+        let completion = max_tokens.unwrap_or(self.config.default_max_tokens);
+        Estimate {
+            tokens: prompt.saturating_add(completion),
+            cost: self.prices.cost(model, Utc::now(), prompt, completion, 0),
+        }
+    }
+
+    /// Checks the key's rate windows and reserves the estimate against the key's and the
+    /// team's budgets; a refusal is a 429 that carries its `x-ratelimit-*` headers.
+    pub async fn admit(
+        &self,
+        request_id: &str,
+        key: &ApiKey,
+        estimate: Estimate,
+    ) -> Result<Admission, ApiError> {
+        self.admit_at(request_id, key, estimate, Utc::now()).await
+    }
+
+    /// `admit` at a given time, for tests of periods and windows.
+    pub async fn admit_at(
+        &self,
+        request_id: &str,
+        key: &ApiKey,
+        estimate: Estimate,
+        now: DateTime<Utc>,
+    ) -> Result<Admission, ApiError> {
+        if !self.config.enabled {
+            return Ok(Admission::default());
+        }
+        let mut admission = Admission::default();
+        let window = self
+            .take_window(key, estimate, now)
+            .await?
+            .map(|(window, rate)| {
+                admission.rate = Some(rate);
+                window
+            });
+        let mut claims = self.claims(key, now);
+        if !claims.is_empty() {
+            let hold = Hold {
+                request_id,
+                tokens: estimate.tokens,
+                cost: estimate.cost.unwrap_or(0.0),
+                now_ms: now.timestamp_millis(),
+                expires_ms: now.timestamp_millis()
+                    + i64::try_from(self.config.reservation_ttl.as_millis())
+                        .unwrap_or(i64::MAX / 2),
+            };
+            match self.counters.reserve(&claims, hold).await {
+                Ok(None) => self.store_works(),
+                Ok(Some(refusal)) => {
+                    self.store_works();
+                    self.give_back(window.as_ref(), estimate).await;
+                    let mut error = headers::budget_refusal(&claims[refusal.claim], refusal, now);
+                    admission.apply_headers(error.headers_mut());
+                    return Err(error);
+                }
+                Err(error) => {
+                    if let Err(refusal) = self.store_failed(&error) {
+                        self.give_back(window.as_ref(), estimate).await;
+                        return Err(refusal);
+                    }
+                    // Served unchecked: nothing is held, so nothing is settled.
+                    claims.clear();
+                }
+            }
+        }
+        if window.is_some() || !claims.is_empty() {
+            let pending = Pending {
+                window,
+                claims,
+                tokens: estimate.tokens,
+            };
+            lock(&self.pending).insert(request_id.to_owned(), pending);
+        }
+        Ok(admission)
+    }
+
+    /// Takes a refused request back out of the rate window it was counted in.
+    async fn give_back(&self, window: Option<&(String, i64)>, estimate: Estimate) {
+        if let Some((scope, start)) = window {
+            let _ = self
+                .counters
+                .adjust_window(scope, *start, -1, -estimate.tokens)
+                .await;
+        }
+    }
+
+    /// The window the request was counted in and the headers to report; `None` when the key
+    /// has no rate limits, or the store failed and the policy is open.
+    async fn take_window(
+        &self,
+        key: &ApiKey,
+        estimate: Estimate,
+        now: DateTime<Utc>,
+    ) -> Result<Option<((String, i64), RateHeaders)>, ApiError> {
+        if key.rpm.is_none() && key.tpm.is_none() {
+            return Ok(None);
+        }
+        let window_secs = i64::try_from(self.config.window.as_secs()).unwrap_or(60);
+        let now_ms = now.timestamp_millis();
+        let start = now.timestamp() - now.timestamp().rem_euclid(window_secs);
+        let reset_ms = (start + window_secs) * 1000 - now_ms;
+        let scope = format!("key:{}", key.id);
+        let limits = (key.rpm.unwrap_or(i64::MAX), key.tpm.unwrap_or(i64::MAX));
+        let count = match self
+            .counters
+            .take_window(&scope, start, window_secs, estimate.tokens, limits)
+            .await
+        {
+            Ok(count) => {
+                self.store_works();
+                count
+            }
+            Err(error) => return self.store_failed(&error).map(|()| None),
+        };
+        let rate = RateHeaders::new(key, count, reset_ms);
+        if count.admitted {
+            return Ok(Some(((scope, start), rate)));
+        }
+        let mut error = headers::rate_refusal(key, count, estimate.tokens, reset_ms);
+        rate.apply(error.headers_mut());
+        Err(error)
+    }
+
+    fn claims(&self, key: &ApiKey, now: DateTime<Utc>) -> Vec<Claim> {
+        let mut claims = Vec::new();
+        if key.token_budget.is_some() || key.cost_budget.is_some() {
+            claims.push(Claim {
+                scope: format!("key:{}", key.id),
+                period_start: key.budget_period.start(now),
+                token_budget: key.token_budget,
+                cost_budget: key.cost_budget,
+                ttl_secs: key.budget_period.counter_ttl_secs(),
+            });
+        }
+        if let Some(team) = self.teams.load().get(&key.team) {
+            if team.token_budget.is_some() || team.cost_budget.is_some() {
+                claims.push(Claim {
+                    scope: format!("team:{}", key.team),
+                    period_start: team.period.start(now),
+                    token_budget: team.token_budget,
+                    cost_budget: team.cost_budget,
+                    ttl_secs: team.period.counter_ttl_secs(),
+                });
+            }
+        }
+        claims
+    }
+
+    /// Books a finished request's real usage (from its ledger row) in the background; a
+    /// request that reserved nothing is a no-op.
+    pub fn settle(&self, event: &UsageEvent) {
+        let Some(pending) = lock(&self.pending).remove(&event.request_id) else {
+            return;
+        };
+        let tokens = event.total_tokens;
+        let cost = event
+            .cost
+            .or_else(|| {
+                let model = event.upstream_model.as_deref()?;
+                self.prices.cost(
+                    model,
+                    event.created_at,
+                    event.prompt_tokens,
+                    event.completion_tokens,
+                    event.image_count,
+                )
+            })
+            .unwrap_or(0.0);
+        let counters = Arc::clone(&self.counters);
+        let request_id = event.request_id.clone();
+        self.settling.spawn(async move {
+            if let Some((scope, start)) = &pending.window {
+                if let Err(error) = counters
+                    .adjust_window(scope, *start, 0, tokens - pending.tokens)
+                    .await
+                {
+                    settle_failed(&error);
+                }
+            }
+            if !pending.claims.is_empty() {
+                if let Err(error) = counters
+                    .settle(&request_id, &pending.claims, tokens, cost)
+                    .await
+                {
+                    settle_failed(&error);
+                }
+            }
+        });
+    }
+
+    /// Replaces the team budgets with those the database had when a reload began at `started`,
+    /// keeping changes made through this process since.
+    pub fn set_teams(&self, mut teams: HashMap<String, TeamBudget>, started: tokio::time::Instant) {
+        let mut recent = lock(&self.recent_teams);
+        recent.retain(|(at, _, _)| at.elapsed() < std::time::Duration::from_secs(10));
+        for (_, team, budget) in recent.iter().filter(|(at, _, _)| *at >= started) {
+            teams.insert(team.clone(), *budget);
+        }
+        self.teams.store(Arc::new(teams));
+    }
+
+    /// Applies a team's new budgets at once, after a change made through this process.
+    pub fn set_team(&self, team: &str, budget: TeamBudget) {
+        let mut recent = lock(&self.recent_teams);
+        recent.push((tokio::time::Instant::now(), team.to_owned(), budget));
+        self.teams.rcu(|current| {
+            let mut next = HashMap::clone(current);
+            next.insert(team.to_owned(), budget);
+            next
+        });
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,185 @@
+//! The upstream keys and their health: calls go round-robin over the keys that are usable. A
+//! key Zhipu rate-limits or finds overloaded (1302, 1303, 1305) cools down for a few seconds;
+//! a key Zhipu rejects (HTTP 401, 1000–1004) or that has no balance left (1113) is taken out
+//! for ten minutes, then tried again (a key may be fixed or topped up meanwhile).
+
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+
+use serde_json::Value;
+
+use super::Credential;
+
+/// How long a key Zhipu rejected stays out.
+const REMOVED_MS: i64 = 10 * 60 * 1000;
+
+pub struct KeyPool {
+    keys: Vec<(Credential, AtomicI64)>,
+    next: AtomicUsize,
+}
+
+/// What an upstream answer says about the key that was used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyVerdict {
+    Fine,
+    /// Out of use for this many milliseconds.
+    Cool(i64),
+    Remove,
+}
+
+impl KeyPool {
+    pub fn new(credentials: Vec<Credential>) -> Self {
+        Self {
+            keys: credentials
+                .into_iter()
+                .map(|credential| (credential, AtomicI64::new(0)))
+                .collect(),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The next usable key in turn, with its index; when every key is out, the one back
+    /// soonest (a call with it beats refusing every request).
+    pub fn pick(&self, now_ms: i64) -> Option<(usize, &Credential)> {
+        let count = self.keys.len();
+        if count == 0 {
+            return None;
+        }
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let usable = (0..count)
+            .map(|offset| (start + offset) % count)
+            .find(|index| self.keys[*index].1.load(Ordering::Relaxed) <= now_ms);
+        let index = usable.unwrap_or_else(|| {
+            (0..count)
+                .min_by_key(|index| self.keys[*index].1.load(Ordering::Relaxed))
+                .unwrap_or(0)
+        });
+        Some((index, &self.keys[index].0))
+    }
+
+    /// Notes what an answer said about key `index`.
+    pub fn report(&self, index: usize, verdict: KeyVerdict, now_ms: i64) {
+        let Some((_, until)) = self.keys.get(index) else {
+            return;
+        };
+        let out_for = match verdict {
+            KeyVerdict::Fine => return,
+            KeyVerdict::Cool(ms) => ms,
+            KeyVerdict::Remove => REMOVED_MS,
+        };
+        let previous = until.fetch_max(now_ms + out_for, Ordering::Relaxed);
+        if previous <= now_ms {
+            metrics::counter!("glm_gateway_upstream_key_benched_total").increment(1);
+            if verdict == KeyVerdict::Remove {
+                tracing::error!(
+                    key = index,
+                    "Zhipu rejected an upstream key; it is out for ten minutes"
+                );
+            } else {
+                tracing::warn!(
+                    key = index,
+                    ms = out_for,
+                    "an upstream key is rate-limited; cooling it down"
+                );
+            }
+        }
+    }
+
+    /// Keys usable now.
+    pub fn usable(&self, now_ms: i64) -> usize {
+        self.keys
+            .iter()
+            .filter(|(_, until)| until.load(Ordering::Relaxed) <= now_ms)
+            .count()
+    }
+}
+
+/// Judges the key from an upstream error answer: its HTTP status and body.
+pub fn verdict(status: u16, body: &[u8]) -> KeyVerdict {
+    if status == 401 {
+        return KeyVerdict::Remove;
+    }
+    let code = serde_json::from_slice::<Value>(body).ok().and_then(|body| {
+        match body.pointer("/error/code") {
+            Some(Value::String(code)) => code.trim().parse::<u32>().ok(),
+            Some(Value::Number(code)) => code.as_u64().and_then(|c| u32::try_from(c).ok()),
+            _ => None,
+        }
+    });
+    match code {
+        Some(1000..=1004 | 1113) => KeyVerdict::Remove,
+        Some(1302) => KeyVerdict::Cool(1_000),
+        Some(1303 | 1305) => KeyVerdict::Cool(5_000),
+        _ => KeyVerdict::Fine,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{AuthMode, Secret};
+
+    fn pool(n: usize) -> KeyPool {
+        KeyPool::new(
+            (0..n)
+                .map(|i| Credential::new(&Secret::new(format!("id{i}.secret")), AuthMode::Bearer))
+                .collect(),
+        )
+    }
+
+    fn picks(pool: &KeyPool, now_ms: i64, n: usize) -> Vec<usize> {
+        (0..n).map(|_| pool.pick(now_ms).unwrap().0).collect()
+    }
+
+    #[test]
+    fn verdicts_follow_zhipu_codes() {
+        assert_eq!(verdict(401, b""), KeyVerdict::Remove);
+        assert_eq!(
+            verdict(429, br#"{"error":{"code":"1113","message":"x"}}"#),
+            KeyVerdict::Remove
+        );
+        assert_eq!(
+            verdict(429, br#"{"error":{"code":"1302"}}"#),
+            KeyVerdict::Cool(1_000)
+        );
+        assert_eq!(
+            verdict(429, br#"{"error":{"code":1303}}"#),
+            KeyVerdict::Cool(5_000)
+        );
+        assert_eq!(
+            verdict(503, br#"{"error":{"code":"1305"}}"#),
+            KeyVerdict::Cool(5_000)
+        );
+        assert_eq!(
+            verdict(400, br#"{"error":{"code":"1214"}}"#),
+            KeyVerdict::Fine
+        );
+        assert_eq!(verdict(500, b"<html>"), KeyVerdict::Fine);
+    }
+
+    #[test]
+    fn a_cooling_key_is_skipped_until_it_is_back() {
+        let pool = pool(2);
+        assert_eq!(picks(&pool, 0, 4), vec![0, 1, 0, 1]);
+        pool.report(0, KeyVerdict::Cool(1_000), 0);
+        assert_eq!(picks(&pool, 500, 3), vec![1, 1, 1]);
+        assert_eq!(pool.usable(500), 1);
+        let back: Vec<usize> = picks(&pool, 1_000, 4);
+        assert!(back.contains(&0) && back.contains(&1), "{back:?}");
+    }
+
+    #[test]
+    fn a_removed_key_stays_out_and_the_last_resort_is_the_one_back_soonest() {
+        let pool = pool(2);
+        pool.report(1, KeyVerdict::Remove, 0);
+        assert_eq!(picks(&pool, 60_000, 3), vec![0, 0, 0]);
+        pool.report(0, KeyVerdict::Cool(5_000), 60_000);
+        assert_eq!(pool.pick(61_000).unwrap().0, 0);
+        assert_eq!(pool.usable(61_000), 0);
+        assert_eq!(pool.pick(REMOVED_MS + 1).unwrap().0, 0);
+        pool.report(0, KeyVerdict::Fine, 0);
+    }
+}
