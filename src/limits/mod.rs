@@ -19,14 +19,12 @@ use crate::usage::{PriceTable, UsageEvent};
 
 pub mod admin;
 mod counters;
-mod estimate;
 mod headers;
 mod period;
 mod redis;
 mod upkeep;
 
 pub use counters::{fits, Claim, Hold, Refusal, StoreError, WindowCount};
-pub use estimate::prompt_and_max_tokens;
 pub use headers::{Admission, RateHeaders};
 pub use period::BudgetPeriod;
 
@@ -92,19 +90,25 @@ impl Limiter {
         })
     }
 
-    /// The estimate for a GLM chat body: its prompt (about three characters a token) plus its
-    /// `max_tokens`, or `limits.default_max_tokens` when it sets none; priced by the model.
+    /// The estimate of a request: its prompt (about three characters a token) plus what it may
+    /// generate (`max_tokens`, else `limits.default_max_tokens`) and its images, priced by the
+    /// model.
     pub fn estimate(
         &self,
         model: &str,
-        body: &serde_json::Map<String, serde_json::Value>,
+        prompt_chars: usize,
+        completion: Option<i64>,
+        images: i64,
     ) -> Estimate {
-        let (chars, max_tokens) = prompt_and_max_tokens(body);
-        let prompt = crate::usage::TokenUsage::estimate(chars);
-        let completion = max_tokens.unwrap_or(self.config.default_max_tokens);
+        let prompt = crate::usage::TokenUsage::estimate(prompt_chars);
+        let completion = completion
+            .filter(|n| *n >= 0)
+            .unwrap_or(self.config.default_max_tokens);
         Estimate {
             tokens: prompt.saturating_add(completion),
-            cost: self.prices.cost(model, Utc::now(), prompt, completion, 0),
+            cost: self
+                .prices
+                .cost(model, Utc::now(), prompt, completion, images),
         }
     }
 

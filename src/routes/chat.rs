@@ -5,11 +5,13 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use serde_json::Value;
 
+use super::authorize::{admit, authorize_model, Spend};
 use super::json::OpenAiJson;
 use super::promise::{keep_promise, mark, Checked};
 use crate::config::EmulationSwitches;
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::error::ApiResult;
 use crate::keys::ApiKey;
 use crate::openai::{from_glm, to_glm, ChatCompletionRequest, GlmChatRequest};
 use crate::relay::relay_sse;
@@ -26,12 +28,10 @@ pub async fn chat_completions(
     let model = authorize_model(&state, &key, &ticket, &request.model)?;
     let mut glm = to_glm(request, &model, ticket.request_id())?;
     let switches = glm.settle_emulation(&state.config.emulation);
-    let estimate = state.limits.estimate(&model, &glm.body);
-    let admission = state
-        .limits
-        .admit(ticket.request_id(), &key, estimate)
-        .await?;
-    ticket.set_prompt(Prompt::chat(glm.body.get("messages"), ticket.keeps_text()));
+    let prompt = Prompt::chat(glm.body.get("messages"), ticket.keeps_text());
+    let completion = glm.body.get("max_tokens").and_then(Value::as_i64);
+    let spend = Spend::tokens(prompt, completion);
+    let admission = admit(&state, &key, &ticket, &model, spend).await?;
     let upstream = state
         .zhipu
         .post_json("/chat/completions", &glm.body, glm.stream);
@@ -71,29 +71,4 @@ async fn plain_answer(
     ticket.answered(tap);
     let (answer, checked) = kept?;
     Ok((Json(answer).into_response(), Some(checked)))
-}
-
-/// Resolves the model the client named, notes both names for the row, and checks the key may
-/// use it.
-pub fn authorize_model(
-    state: &AppState,
-    key: &ApiKey,
-    ticket: &UsageTicket,
-    requested: &str,
-) -> ApiResult<String> {
-    if requested.trim().is_empty() {
-        return Err(
-            ApiError::invalid_request("You must provide a model parameter.").param("model"),
-        );
-    }
-    let upstream = state.config.models.resolve(requested);
-    ticket.set_models(requested, upstream);
-    if !key.allows_model(requested, upstream) {
-        return Err(ApiError::new(
-            ErrorCode::ModelNotAllowed,
-            format!("This API key may not use the model `{requested}`."),
-        )
-        .param("model"));
-    }
-    Ok(upstream.to_owned())
 }

@@ -8,7 +8,7 @@ use axum::{Extension, Json};
 use futures_util::{stream, StreamExt};
 use serde_json::Value;
 
-use super::chat::authorize_model;
+use super::authorize::{admit, authorize_model, Spend};
 use super::json::OpenAiJson;
 use crate::error::ApiResult;
 use crate::keys::ApiKey;
@@ -25,7 +25,15 @@ pub async fn embeddings(
     let model = authorize_model(&state, &key, &ticket, &request.model)?;
     let plan = EmbeddingPlan::new(request, &model)?;
     let texts = plan.inputs.iter().map(String::as_str);
-    ticket.set_prompt(Prompt::texts(texts, ticket.keeps_text()));
+    let prompt = Prompt::texts(texts, ticket.keeps_text());
+    admit(
+        &state,
+        &key,
+        &ticket,
+        &model,
+        Spend::tokens(prompt, Some(0)),
+    )
+    .await?;
     let calls = plan.batches().map(|body| call(&state, body));
     let answers: Vec<ApiResult<Value>> = stream::iter(calls)
         .buffered(state.config.embeddings.concurrency)

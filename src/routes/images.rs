@@ -10,7 +10,7 @@ use base64::Engine;
 use futures_util::{stream, StreamExt};
 use serde_json::{json, Value};
 
-use super::chat::authorize_model;
+use super::authorize::{admit, authorize_model, Spend};
 use super::json::OpenAiJson;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::keys::ApiKey;
@@ -29,9 +29,19 @@ pub async fn generations(
         .clone()
         .unwrap_or_else(|| DEFAULT_IMAGE_MODEL.to_owned());
     let model = authorize_model(&state, &key, &ticket, &requested)?;
-    let prompt = std::iter::once(request.prompt.as_str());
-    ticket.set_prompt(Prompt::texts(prompt, ticket.keeps_text()));
+    let prompt = Prompt::texts(
+        std::iter::once(request.prompt.as_str()),
+        ticket.keeps_text(),
+    );
     let plan = ImagePlan::new(request, &model, state.config.images.max_n)?;
+    admit(
+        &state,
+        &key,
+        &ticket,
+        &model,
+        Spend::images(prompt, plan.count),
+    )
+    .await?;
     let calls = (0..plan.count).map(|_| one_image(&state, &plan));
     let images: Vec<Made> = stream::iter(calls)
         .buffered(state.config.images.concurrency)

@@ -28,6 +28,7 @@ use crate::state::AppState;
 use crate::usage::track_usage;
 
 pub mod admin;
+mod authorize;
 mod chat;
 mod embeddings;
 mod health;

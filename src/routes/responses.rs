@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::Value;
 
-use super::chat::authorize_model;
+use super::authorize::{admit, authorize_model, Spend};
 use super::json::OpenAiJson;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::keys::ApiKey;
@@ -40,7 +40,16 @@ pub async fn create(
         visible(&state, &key, previous, "previous_response_id").await?;
     }
     let (instructions, input) = (plan.body.get("instructions"), plan.body.get("input"));
-    ticket.set_prompt(Prompt::responses(instructions, input, ticket.keeps_text()));
+    let prompt = Prompt::responses(instructions, input, ticket.keeps_text());
+    let completion = plan.body.get("max_output_tokens").and_then(Value::as_i64);
+    let admission = admit(
+        &state,
+        &key,
+        &ticket,
+        &model,
+        Spend::tokens(prompt, completion),
+    )
+    .await?;
     let body = serde_json::to_vec(&plan.body).map_err(|e| ApiError::internal(&e))?;
     let upstream = state
         .zhipu
@@ -51,6 +60,7 @@ pub async fn create(
     } else {
         answer(&state, &key, &ticket, &plan, upstream).await?
     };
+    admission.apply_headers(response.headers_mut());
     if let Ok(value) = HeaderValue::from_str(&plan.emulated.join(", ")) {
         if !plan.emulated.is_empty() {
             response
