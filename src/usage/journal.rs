@@ -7,7 +7,6 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::futures::Notified;
@@ -29,9 +28,6 @@ pub(super) mod tests;
 /// A segment that has passed this size is closed and a new one started, so the writer can
 /// delete committed rows a segment at a time.
 const SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
-/// After a failed write, how long appends go to memory before a new segment is tried, so a
-/// full disk does not get a new (empty) segment file per request.
-const REOPEN_DELAY: Duration = Duration::from_secs(1);
 
 pub(super) const METRIC_BACKLOG: &str = "glm_gateway_ledger_backlog";
 pub(super) const METRIC_ROWS_WRITTEN: &str = "glm_gateway_ledger_rows_written_total";
@@ -116,7 +112,6 @@ struct Tail {
     file: Option<std::fs::File>,
     len: u64,
     next_seq: u64,
-    retry_at: Instant,
     /// Since when, and why, no segment can be written.
     failing: Option<(DateTime<Utc>, String)>,
 }
@@ -176,7 +171,6 @@ impl Journal {
                 file: Some(file),
                 len: 0,
                 next_seq: seq + 1,
-                retry_at: Instant::now(),
                 failing: None,
             }),
             newest: AtomicU64::new(seq),
@@ -256,11 +250,11 @@ impl Journal {
                 metrics::counter!(METRIC_JOURNAL_ERRORS).increment(1);
                 // A segment the failed write left unchanged takes the next row as it is (no
                 // new file per attempt on a full disk, and writes resume the moment there is
-                // room); one that got part of the line is closed for good.
+                // room); one that got part of the line is closed for good, and the next row
+                // starts a new segment, which then stays open the same way.
                 let unchanged = file.metadata().is_ok_and(|meta| meta.len() == tail.len);
                 if !unchanged {
                     tail.file = None;
-                    tail.retry_at = Instant::now() + REOPEN_DELAY;
                 }
                 self.enter_failure(&mut tail, &err);
                 Err(err)
@@ -269,12 +263,14 @@ impl Journal {
     }
 
     /// Starts a new segment when there is none or the current one is full; `force` also
-    /// replaces one that is failing.
+    /// replaces one that is failing. Tried on every write that needs one, so writes resume as
+    /// soon as the disk has room: a failed attempt leaves no file behind, and a new segment a
+    /// write then fails on is kept for the next row.
     fn ensure_segment(&self, tail: &mut Tail, force: bool) {
         let full = tail.file.is_none()
             || tail.len >= self.segment_limit
             || (force && tail.failing.is_some());
-        if !full || (!force && Instant::now() < tail.retry_at) {
+        if !full {
             return;
         }
         match create_segment(&self.dir, tail.next_seq) {
@@ -285,7 +281,6 @@ impl Journal {
                 tail.next_seq += 1;
             }
             Err(err) => {
-                tail.retry_at = Instant::now() + REOPEN_DELAY;
                 self.enter_failure(tail, &err);
             }
         }

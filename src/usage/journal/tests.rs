@@ -40,10 +40,13 @@ pub(crate) fn line(id: &str) -> String {
 }
 
 impl Journal {
-    /// Makes the next write fail as on a full disk.
+    /// Makes writes fail as on a full disk, until a new segment is forced (at stop).
     pub(crate) fn break_tail(&self) {
         let full = OpenOptions::new().write(true).open("/dev/full").unwrap();
-        lock(&self.tail).file = Some(full);
+        let mut tail = lock(&self.tail);
+        tail.file = Some(full);
+        // What `/dev/full` reports as its length: a failed write leaves it unchanged.
+        tail.len = 0;
     }
 }
 
@@ -148,6 +151,10 @@ fn rows_kept_in_memory_are_saved_to_a_new_segment_at_stop() {
 
 /// A small tmpfs that can be filled to the last byte: a real full disk. `None` where this
 /// process may not mount (not root, no tmpfs), and the caller falls back to `break_tail`.
+///
+/// Mounted and unmounted with the system calls, never a `mount` process: a child started
+/// while another test holds a file open shares that file until it execs, which keeps a
+/// dropped journal's `LOCK` locked or a deleted file's blocks in use for that moment.
 pub(crate) struct FullDisk {
     folder: tempfile::TempDir,
 }
@@ -155,12 +162,17 @@ pub(crate) struct FullDisk {
 impl FullDisk {
     pub(crate) fn mount() -> Option<FullDisk> {
         let folder = tempfile::tempdir().unwrap();
-        let mounted = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=256k,mode=0755", "tmpfs"])
-            .arg(folder.path())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success());
+        #[cfg(target_os = "linux")]
+        let mounted = rustix::mount::mount(
+            "tmpfs",
+            folder.path(),
+            "tmpfs",
+            rustix::mount::MountFlags::empty(),
+            c"size=256k,mode=0755",
+        )
+        .is_ok();
+        #[cfg(not(target_os = "linux"))]
+        let mounted = false;
         if !mounted {
             eprintln!("cannot mount a tmpfs here; simulating the full disk with /dev/full");
         }
@@ -179,22 +191,28 @@ impl FullDisk {
         while filler.write_all(&block[..1]).is_ok() {}
     }
 
+    /// Gives every byte `fill` took back at once: emptied before it is deleted, so no other
+    /// holder of the file can keep its blocks.
     pub(crate) fn free(&self) {
-        fs::remove_file(self.path().join("filler")).unwrap();
+        let filler = self.path().join("filler");
+        File::options()
+            .write(true)
+            .open(&filler)
+            .and_then(|file| file.set_len(0))
+            .unwrap();
+        fs::remove_file(filler).unwrap();
     }
 }
 
 impl Drop for FullDisk {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("--lazy")
-            .arg(self.folder.path())
-            .status();
+        #[cfg(target_os = "linux")]
+        let _ = rustix::mount::unmount(self.folder.path(), rustix::mount::UnmountFlags::DETACH);
     }
 }
 
 /// A journal whose writes fail as on a full disk: on a filled tmpfs when one can be mounted,
-/// else through `/dev/full` (then only for `REOPEN_DELAY`, when a new segment is tried).
+/// else through `/dev/full` (until a new segment is forced, at stop).
 /// The disk comes first, so that `let (_disk, journal)` drops the journal before unmounting.
 pub(crate) fn unwritable(options: &JournalOptions) -> (Option<FullDisk>, Journal) {
     let disk = FullDisk::mount();
@@ -314,6 +332,44 @@ fn the_journal_recovers_when_the_disk_has_room_again() {
         .map(|line| serde_json::from_str::<UsageEvent>(line).unwrap().request_id)
         .collect();
     assert_eq!(ids, ["b"]);
+}
+
+/// A row written into the room left in the segment's last page, with the rest of the disk
+/// full, fails part way: that segment is closed for good, and once the disk has room again
+/// the very next row is written, to one new segment.
+#[test]
+fn after_a_row_half_written_on_a_full_disk_the_next_row_is_written_as_soon_as_there_is_room() {
+    let Some(disk) = FullDisk::mount() else {
+        return;
+    };
+    let dir = disk.path().join("journal");
+    let journal = Journal::open(&dir).unwrap();
+    journal.append(&event("before"));
+    disk.fill();
+    let mut n = 0;
+    while journal.health().journal_failing_since.is_none() {
+        journal.append(&event(&format!("slack-{n}")));
+        n += 1;
+    }
+    let cut = format!("slack-{}", n - 1);
+    let first = fs::read_to_string(segment_path(&dir, 1)).unwrap();
+    assert!(!first.ends_with('\n'), "{cut} was written in part");
+    journal.append(&event("still-full"));
+    assert_eq!(list_segments(&dir).unwrap(), [1, 2]);
+    disk.free();
+    journal.append(&event("after"));
+    let health = journal.health();
+    assert_eq!(health.journal_failing_since, None, "{health:?}");
+    assert_eq!(health.rows_in_memory, 2, "{cut} and still-full");
+    assert_eq!(
+        list_segments(&dir).unwrap(),
+        [1, 2],
+        "no segment per attempt"
+    );
+    assert_eq!(
+        fs::read_to_string(segment_path(&dir, 2)).unwrap(),
+        line("after")
+    );
 }
 
 #[test]
