@@ -121,6 +121,8 @@ pub struct ZhipuConfig {
     pub connect_timeout: Duration,
     pub first_byte_timeout: Duration,
     pub total_timeout: Duration,
+    /// The longest an open stream may go without a byte from the upstream.
+    pub stream_idle_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -140,6 +142,20 @@ pub struct ServerConfig {
     /// How often the key cache reloads keys from the database; bounds how long a revoked key
     /// keeps working.
     pub key_refresh: Duration,
+    /// A connection must send a request's whole header within this.
+    pub header_timeout: Duration,
+    /// A request's body must arrive within this (else 408).
+    pub body_timeout: Duration,
+    /// A keep-alive connection with no request open is closed after this.
+    pub idle_timeout: Duration,
+    /// Open client connections; past this the listener waits before accepting more.
+    pub max_connections: usize,
+    /// Requests being handled at once; past this, 503 with `retry-after`.
+    pub max_in_flight: usize,
+    /// Bytes all request bodies being read may take together; past this, 503.
+    pub max_buffered_body_bytes: usize,
+    /// The cap on one SSE line or event from the upstream.
+    pub max_sse_event_bytes: usize,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -185,6 +201,7 @@ struct FileZhipu {
     connect_timeout_secs: Option<u64>,
     first_byte_timeout_secs: Option<u64>,
     total_timeout_secs: Option<u64>,
+    stream_idle_timeout_secs: Option<u64>,
     models: Option<Vec<String>>,
 }
 
@@ -194,6 +211,13 @@ struct FileServer {
     max_body_bytes: Option<usize>,
     shutdown_grace_secs: Option<u64>,
     key_refresh_ms: Option<u64>,
+    header_timeout_ms: Option<u64>,
+    body_timeout_secs: Option<u64>,
+    idle_timeout_secs: Option<u64>,
+    max_connections: Option<usize>,
+    max_in_flight: Option<usize>,
+    max_buffered_body_bytes: Option<usize>,
+    max_sse_event_bytes: Option<usize>,
 }
 
 impl Config {
@@ -275,23 +299,60 @@ impl Config {
                 .zhipu
                 .models
                 .unwrap_or_else(|| DEFAULT_CATALOGUE.iter().map(|m| (*m).to_owned()).collect()),
-            server: ServerConfig {
-                max_body_bytes: positive(
-                    "server.max_body_bytes",
-                    file.server.max_body_bytes.unwrap_or(16 << 20),
-                )?,
-                shutdown_grace: Duration::from_secs(file.server.shutdown_grace_secs.unwrap_or(30)),
-                key_refresh: Duration::from_millis(positive(
-                    "server.key_refresh_ms",
-                    file.server.key_refresh_ms.unwrap_or(500),
-                )?),
-            },
+            server: server_config(&file.server)?,
             usage: usage_config(file.usage, env)?,
             prices: validate_prices(file.prices)?,
             embeddings: endpoints::embeddings_config(file.embeddings)?,
             images: endpoints::images_config(file.images)?,
         })
     }
+}
+
+fn server_config(file: &FileServer) -> Result<ServerConfig, ConfigError> {
+    let max_body_bytes = positive(
+        "server.max_body_bytes",
+        file.max_body_bytes.unwrap_or(16 << 20),
+    )?;
+    let max_buffered_body_bytes = positive(
+        "server.max_buffered_body_bytes",
+        file.max_buffered_body_bytes.unwrap_or(256 << 20),
+    )?;
+    if max_buffered_body_bytes < max_body_bytes || max_buffered_body_bytes > u32::MAX as usize {
+        return Err(ConfigError::new(
+            "server.max_buffered_body_bytes",
+            "must be at least server.max_body_bytes and at most 4 GiB",
+        ));
+    }
+    Ok(ServerConfig {
+        max_body_bytes,
+        shutdown_grace: Duration::from_secs(file.shutdown_grace_secs.unwrap_or(30)),
+        key_refresh: Duration::from_millis(positive(
+            "server.key_refresh_ms",
+            file.key_refresh_ms.unwrap_or(500),
+        )?),
+        header_timeout: Duration::from_millis(positive(
+            "server.header_timeout_ms",
+            file.header_timeout_ms.unwrap_or(10_000),
+        )?),
+        body_timeout: Duration::from_secs(positive(
+            "server.body_timeout_secs",
+            file.body_timeout_secs.unwrap_or(60),
+        )?),
+        idle_timeout: Duration::from_secs(positive(
+            "server.idle_timeout_secs",
+            file.idle_timeout_secs.unwrap_or(75),
+        )?),
+        max_connections: positive(
+            "server.max_connections",
+            file.max_connections.unwrap_or(10_000),
+        )?,
+        max_in_flight: positive("server.max_in_flight", file.max_in_flight.unwrap_or(512))?,
+        max_buffered_body_bytes,
+        max_sse_event_bytes: positive(
+            "server.max_sse_event_bytes",
+            file.max_sse_event_bytes.unwrap_or(4 << 20),
+        )?,
+    })
 }
 
 fn zhipu_config(
@@ -361,6 +422,10 @@ fn zhipu_config(
         total_timeout: Duration::from_secs(positive(
             "zhipu.total_timeout_secs",
             file.total_timeout_secs.unwrap_or(900),
+        )?),
+        stream_idle_timeout: Duration::from_secs(positive(
+            "zhipu.stream_idle_timeout_secs",
+            file.stream_idle_timeout_secs.unwrap_or(120),
         )?),
     })
 }

@@ -2,7 +2,7 @@
 //! configured token every admin request is refused.
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -12,8 +12,9 @@ use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
 use super::json::OpenAiJson;
+use super::path::OpenAiPath;
 use crate::error::{ApiError, ApiResult};
-use crate::keys::admin::{create_key, CreateKey, KeyView};
+use crate::keys::admin::{create_key, no_control_characters, CreateKey, KeyView};
 use crate::keys::{bearer_token, ApiKey};
 use crate::state::AppState;
 use crate::store::{parse_day, UsageGroup};
@@ -62,8 +63,9 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Value>> {
 
 pub async fn revoke(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    OpenAiPath(id): OpenAiPath<String>,
 ) -> ApiResult<Json<KeyView>> {
+    no_control_characters("id", &id)?;
     let record = state
         .db
         .revoke_key(&id)

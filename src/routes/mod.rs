@@ -2,12 +2,19 @@
 //! stay thin; translation lives in `openai`, transport in `upstream`.
 //!
 //! Layers, outermost first:
+//! (Below them, `server` bounds connections: count, header and idle timeouts.)
 //! 1. `observe`: assigns the request id (`x-request-id` on every response) and counts requests.
 //! 2. `CatchPanicLayer`: a panic becomes an OpenAI-shaped 500, never a dropped connection.
-//! 3. `DefaultBodyLimit`: bodies past `server.max_body_bytes` get 413 from `OpenAiJson`.
-//! 4. `/v1/*` routes: `require_api_key` (the key goes on as an extension), then `track_usage`
-//!    (a `UsageTicket` goes on; exactly one ledger row leaves per request); `/admin/*` routes:
-//!    `require_admin`. Unknown paths and methods answer OpenAI-shaped 404 / 405.
+//! 3. `admit`: past `server.max_in_flight` requests, or when the body's declared length does
+//!    not fit in what is left of `server.max_buffered_body_bytes`, 503 with `retry-after: 1`.
+//! 4. `RequestBodyTimeoutLayer`: a body not read within `server.body_timeout` gets 408 from
+//!    `OpenAiJson`.
+//! 5. `DefaultBodyLimit`: bodies past `server.max_body_bytes` get 413 from `OpenAiJson`.
+//! 6. `/v1/*` routes: `require_api_key` (the key goes on as an extension), then `track_usage`
+//!    (a `UsageTicket` goes on; exactly one ledger row leaves per request), around the handlers
+//!    and the 405 for a wrong method too (so it needs a key and leaves a row); `/admin/*`
+//!    routes: `require_admin`. Unknown paths and methods answer OpenAI-shaped 404 / 405; path
+//!    segments that do not decode answer 400 (`OpenAiPath`).
 
 use std::any::Any;
 use std::sync::Arc;
@@ -20,10 +27,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use crate::error::ApiError;
 use crate::keys::require_api_key;
 use crate::request_id::RequestId;
+use crate::server::admission::{admit, Admission};
 use crate::state::AppState;
 use crate::usage::track_usage;
 
@@ -34,6 +43,7 @@ mod health;
 mod images;
 pub mod json;
 mod models;
+mod path;
 
 pub fn router(state: AppState) -> Router {
     let v1 = Router::new()
@@ -44,8 +54,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/images/variations", post(images::unsupported))
         .route("/v1/models", get(models::list_models))
         .route("/v1/models/{id}", get(models::retrieve_model))
-        .route_layer(from_fn_with_state(Arc::clone(&state.ledger), track_usage))
-        .route_layer(from_fn_with_state(Arc::clone(&state.keys), require_api_key));
+        // Set before the layers, so that they wrap it (and the outer default leaves it be).
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(from_fn_with_state(Arc::clone(&state.ledger), track_usage))
+        .layer(from_fn_with_state(Arc::clone(&state.keys), require_api_key));
     let admin = Router::new()
         .route("/admin/keys", post(admin::create).get(admin::list))
         .route("/admin/keys/{id}", delete(admin::revoke))
@@ -60,6 +72,8 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.server.max_body_bytes))
+        .layer(RequestBodyTimeoutLayer::new(state.config.server.body_timeout))
+        .layer(from_fn_with_state(Admission::new(&state.config.server), admit))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(from_fn(observe))
         .with_state(state)

@@ -4,10 +4,11 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::{Extension, Json};
 use serde_json::{json, Value};
 
+use super::path::OpenAiPath;
 use crate::error::{ApiError, ApiResult};
 use crate::keys::ApiKey;
 use crate::state::AppState;
@@ -29,7 +30,7 @@ pub async fn list_models(
 pub async fn retrieve_model(
     State(state): State<AppState>,
     Extension(key): Extension<Arc<ApiKey>>,
-    Path(id): Path<String>,
+    OpenAiPath(id): OpenAiPath<String>,
 ) -> ApiResult<Json<Value>> {
     if visible_models(&state, &key).contains(id.as_str()) {
         Ok(Json(model_object(&id)))
