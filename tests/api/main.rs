@@ -7,6 +7,7 @@ mod helpers;
 
 mod auth;
 mod chat;
+mod edge;
 mod embeddings;
 mod errors;
 mod faults;
