@@ -79,11 +79,11 @@ fn body_error(rejection: BytesRejection) -> ApiError {
     }
 }
 
-/// Whether reading the body stopped at `server.body_timeout` (tower-http's `TimeoutError`).
+/// Whether reading the body stopped at `server.body_timeout`.
 fn timed_out(rejection: &BytesRejection) -> bool {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
     while let Some(error) = cause {
-        if error.is::<tower_http::timeout::TimeoutError>() {
+        if error.is::<crate::server::admission::BodyTimeout>() {
             return true;
         }
         cause = error.source();

@@ -6,11 +6,10 @@
 //! 1. `observe`: assigns the request id (`x-request-id` on every response) and counts requests.
 //! 2. `CatchPanicLayer`: a panic becomes an OpenAI-shaped 500, never a dropped connection.
 //! 3. `admit`: past `server.max_in_flight` requests, or when the body's declared length does
-//!    not fit in what is left of `server.max_buffered_body_bytes`, 503 with `retry-after: 1`.
-//! 4. `RequestBodyTimeoutLayer`: a body not read within `server.body_timeout` gets 408 from
-//!    `OpenAiJson`.
-//! 5. `DefaultBodyLimit`: bodies past `server.max_body_bytes` get 413 from `OpenAiJson`.
-//! 6. `/v1/*` routes: `require_api_key` (the key goes on as an extension), then `track_usage`
+//!    not fit in what is left of `server.max_buffered_body_bytes`, 503 with `retry-after: 1`;
+//!    a body not read whole within `server.body_timeout` gets 408 from `OpenAiJson`.
+//! 4. `DefaultBodyLimit`: bodies past `server.max_body_bytes` get 413 from `OpenAiJson`.
+//! 5. `/v1/*` routes: `require_api_key` (the key goes on as an extension), then `track_usage`
 //!    (a `UsageTicket` goes on; exactly one ledger row leaves per request), around the handlers
 //!    and the 405 for a wrong method too (so it needs a key and leaves a row); `/admin/*`
 //!    routes: `require_admin`. Unknown paths and methods answer OpenAI-shaped 404 / 405; path
@@ -27,7 +26,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use crate::error::ApiError;
 use crate::keys::require_api_key;
@@ -72,7 +70,6 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.server.max_body_bytes))
-        .layer(RequestBodyTimeoutLayer::new(state.config.server.body_timeout))
         .layer(from_fn_with_state(Admission::new(&state.config.server), admit))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(from_fn(observe))

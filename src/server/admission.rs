@@ -1,15 +1,21 @@
 //! Admission: at most `max_in_flight` requests handled at once, and request bodies together
 //! within `max_buffered_body_bytes`. What does not fit gets an OpenAI-shaped 503 with
-//! `retry-after: 1` at once, rather than waiting and holding memory.
+//! `retry-after: 1` at once, rather than waiting and holding memory. An admitted body must
+//! arrive whole within `body_timeout` (`OpenAiJson` answers 408 on `BodyTimeout`).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
-use axum::body::HttpBody;
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
+use tokio::time::{Instant, Sleep};
 
 use crate::config::ServerConfig;
 use crate::error::ApiError;
@@ -21,6 +27,7 @@ pub struct Admission {
     /// One permit per byte of request body that may be buffered.
     body_bytes: Arc<Semaphore>,
     max_body_bytes: usize,
+    body_timeout: Duration,
 }
 
 impl Admission {
@@ -29,6 +36,7 @@ impl Admission {
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
             body_bytes: Arc::new(Semaphore::new(config.max_buffered_body_bytes)),
             max_body_bytes: config.max_body_bytes,
+            body_timeout: config.body_timeout,
         }
     }
 
@@ -76,7 +84,56 @@ pub async fn admit(
             }
         }
     };
-    next.run(request).await
+    let deadline = Instant::now() + admission.body_timeout;
+    next.run(request.map(|body| Body::new(Deadline::new(body, deadline))))
+        .await
+}
+
+/// Reading the request body took longer than `server.body_timeout`.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive in time")]
+pub struct BodyTimeout;
+
+/// A body that fails with `BodyTimeout` once its deadline has passed: a total limit, so that a
+/// client trickling a byte now and then cannot hold a request open either.
+struct Deadline {
+    body: Body,
+    timer: Pin<Box<Sleep>>,
+}
+
+impl Deadline {
+    fn new(body: Body, deadline: Instant) -> Self {
+        Self {
+            body,
+            timer: Box::pin(tokio::time::sleep_until(deadline)),
+        }
+    }
+}
+
+impl HttpBody for Deadline {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.body).poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        match self.timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(axum::Error::new(BodyTimeout)))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 fn overloaded(code: &'static str, message: &'static str) -> Response {
