@@ -1,7 +1,8 @@
 //! Serving the router on the listener with bounds on connections: at most `max_connections`
 //! open (past it the listener waits), a whole request header within `header_timeout`, and a
 //! keep-alive connection with no request open closed after `idle_timeout`. Shutdown stops
-//! accepting and lets each connection finish what it has started.
+//! accepting and lets each connection finish what it has started. hyper's own answers to
+//! requests it cannot parse (400, 414, 431) get OpenAI-shaped bodies on the way out.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +22,7 @@ use crate::config::ServerConfig;
 
 mod activity;
 pub mod admission;
+mod parse_error;
 
 use activity::{Activity, Watched};
 

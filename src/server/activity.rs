@@ -1,11 +1,12 @@
 //! What one connection is doing, for its watchdog: waiting for a request's header (since when),
 //! idle between requests (since when), or busy with requests. `Watched` notes the bytes that
-//! arrive; `Busy` lasts from a request's header until its response body is done or dropped.
+//! arrive (and swaps hyper's empty parse-error answers for JSON ones, see `parse_error`);
+//! `Busy` lasts from a request's header until its response body is done or dropped.
 
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, HttpBody};
@@ -51,6 +52,10 @@ impl Activity {
 
     fn phase(&self) -> Phase {
         *self.phase.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn waiting_head(&self) -> bool {
+        matches!(self.phase(), Phase::WaitingHead(_))
     }
 
     /// Bytes arrived: after an idle spell, a new request has begun.
@@ -146,11 +151,25 @@ impl HttpBody for Tracked {
 pub(super) struct Watched<T> {
     inner: T,
     activity: Arc<Activity>,
+    /// A reply written in place of hyper's; after it, whatever hyper writes is dropped (it
+    /// closes the connection next).
+    replaced: Option<Replaced>,
+}
+
+struct Replaced {
+    reply: Vec<u8>,
+    written: usize,
+    /// What hyper asked to write, reported as written.
+    claimed: usize,
 }
 
 impl<T> Watched<T> {
     pub(super) fn new(inner: T, activity: Arc<Activity>) -> Self {
-        Self { inner, activity }
+        Self {
+            inner,
+            activity,
+            replaced: None,
+        }
     }
 }
 
@@ -171,11 +190,33 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
 
 impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
     fn poll_write(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        if this.replaced.is_none() && this.activity.waiting_head() {
+            if let Some(reply) = super::parse_error::replacement(buf) {
+                this.replaced = Some(Replaced {
+                    reply,
+                    written: 0,
+                    claimed: buf.len(),
+                });
+            }
+        }
+        let Some(replaced) = &mut this.replaced else {
+            return Pin::new(&mut this.inner).poll_write(cx, buf);
+        };
+        while replaced.written < replaced.reply.len() {
+            let rest = &replaced.reply[replaced.written..];
+            match ready!(Pin::new(&mut this.inner).poll_write(cx, rest)) {
+                Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Ok(n) => replaced.written += n,
+                Err(error) => return Poll::Ready(Err(error)),
+            }
+        }
+        let claimed = std::mem::replace(&mut replaced.claimed, 0);
+        Poll::Ready(Ok(if claimed > 0 { claimed } else { buf.len() }))
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -191,6 +232,11 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        // While no request is open, writes go one slice at a time through `poll_write`.
+        if self.replaced.is_some() || self.activity.waiting_head() {
+            let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &**b);
+            return self.poll_write(cx, first);
+        }
         Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
 

@@ -13,14 +13,14 @@ use crate::on_both_backends;
 
 mod errors;
 
-async fn connect(app: &TestApp) -> TcpStream {
+pub(crate) async fn connect(app: &TestApp) -> TcpStream {
     TcpStream::connect(app.base.trim_start_matches("http://"))
         .await
         .unwrap()
 }
 
 /// Reads until the server closes the connection; fails if that takes longer than `limit`.
-async fn closed_within(stream: &mut TcpStream, limit: Duration) -> String {
+pub(crate) async fn closed_within(stream: &mut TcpStream, limit: Duration) -> String {
     let mut received = Vec::new();
     let read = tokio::time::timeout(limit, async {
         let mut buffer = [0u8; 4096];

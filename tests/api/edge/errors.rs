@@ -1,10 +1,46 @@
 //! Errors from the edges of the router are OpenAI-shaped and, under `/v1`, recorded: path
 //! segments that do not decode, a wrong method, control characters in admin input.
 
-use serde_json::json;
+use std::time::Duration;
 
+use serde_json::{json, Value};
+use tokio::io::AsyncWriteExt;
+
+use super::{closed_within, connect};
 use crate::helpers::{error_of, request_id, row_of, spawn_app, Backend, ADMIN_TOKEN};
 use crate::on_both_backends;
+
+/// Requests hyper refuses before any layer runs: too many header fields (431) and a control
+/// character in a header value (400).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_hyper_cannot_parse_get_json_errors() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let many: String = (0..150).map(|i| format!("x-h{i}: v\r\n")).collect();
+    for (request, status, code) in [
+        (
+            format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{many}\r\n"),
+            "431",
+            "request_header_too_large",
+        ),
+        (
+            "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Bad: a\x01b\r\n\r\n".to_owned(),
+            "400",
+            "invalid_http_request",
+        ),
+    ] {
+        let mut stream = connect(&app).await;
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let answer = closed_within(&mut stream, Duration::from_secs(5)).await;
+        assert!(answer.starts_with(&format!("HTTP/1.1 {status}")), "{answer}");
+        assert!(answer.contains("x-request-id: "), "{answer}");
+        let (_, body) = answer.split_once("\r\n\r\n").unwrap();
+        let body: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(body["error"]["code"], code);
+        assert!(body["error"].get("param").is_some());
+    }
+    assert_eq!(app.get_json("/healthz").await["status"], "ok");
+    app.shutdown().await;
+}
 
 async fn path_segments_that_do_not_decode_get_400(backend: Backend) {
     let app = spawn_app(backend).await;
