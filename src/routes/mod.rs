@@ -70,7 +70,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.server.max_body_bytes))
-        .layer(from_fn_with_state(Admission::new(&state.config.server), admit))
+        .layer(from_fn_with_state(
+            Admission::new(&state.config.server),
+            admit,
+        ))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(from_fn(observe))
         .with_state(state)

@@ -104,12 +104,7 @@ pub(super) struct BusyGuard(Arc<Activity>);
 impl BusyGuard {
     /// Keeps the request open until its response body is done.
     pub(super) fn track(self, response: Response) -> Response {
-        response.map(|body| {
-            Body::new(Tracked {
-                body,
-                _busy: self,
-            })
-        })
+        response.map(|body| Body::new(Tracked { body, _busy: self }))
     }
 }
 
@@ -234,7 +229,10 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
     ) -> Poll<io::Result<usize>> {
         // While no request is open, writes go one slice at a time through `poll_write`.
         if self.replaced.is_some() || self.activity.waiting_head() {
-            let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &**b);
+            let first = bufs
+                .iter()
+                .find(|b| !b.is_empty())
+                .map_or(&[][..], |b| &**b);
             return self.poll_write(cx, first);
         }
         Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)

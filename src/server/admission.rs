@@ -59,11 +59,7 @@ impl Admission {
 
 /// The middleware: holds an in-flight slot and the body's bytes until the handler has
 /// answered (a stream's relay then goes on without them: it holds no request body).
-pub async fn admit(
-    State(admission): State<Admission>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub async fn admit(State(admission): State<Admission>, request: Request, next: Next) -> Response {
     let Ok(_slot) = Arc::clone(&admission.in_flight).try_acquire_owned() else {
         return overloaded(
             "too_many_requests_in_flight",
@@ -71,19 +67,18 @@ pub async fn admit(
         );
     };
     let bytes = admission.reservation(&request);
-    let _reserved = if bytes == 0 {
-        None
-    } else {
-        match Arc::clone(&admission.body_bytes).try_acquire_many_owned(bytes) {
-            Ok(permit) => Some(permit),
-            Err(_) => {
-                return overloaded(
+    let _reserved =
+        if bytes == 0 {
+            None
+        } else {
+            match Arc::clone(&admission.body_bytes).try_acquire_many_owned(bytes) {
+                Ok(permit) => Some(permit),
+                Err(_) => return overloaded(
                     "request_body_budget_exhausted",
                     "The gateway is holding as many request bytes as it may; please retry shortly.",
-                )
+                ),
             }
-        }
-    };
+        };
     let deadline = Instant::now() + admission.body_timeout;
     next.run(request.map(|body| Body::new(Deadline::new(body, deadline))))
         .await

@@ -20,10 +20,12 @@ pub(super) fn replacement(head: &[u8]) -> Option<Vec<u8>> {
              (control characters are not allowed).",
         )
         .code("invalid_http_request"),
-        StatusCode::URI_TOO_LONG => {
-            ApiError::new(status, "invalid_request_error", "The request URI is too long.")
-                .code("uri_too_long")
-        }
+        StatusCode::URI_TOO_LONG => ApiError::new(
+            status,
+            "invalid_request_error",
+            "The request URI is too long.",
+        )
+        .code("uri_too_long"),
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => ApiError::new(
             status,
             "invalid_request_error",

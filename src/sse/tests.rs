@@ -77,10 +77,7 @@ async fn sixteen_megabytes_in_one_line_end_in_the_error() {
     ))];
     chunks.extend((0..256).map(|_| Ok(Bytes::from(vec![b'a'; 64 << 10]))));
     let mut stream = SseStream::new(futures_util::stream::iter(chunks), limit);
-    assert_eq!(
-        stream.next().await.unwrap().unwrap(),
-        data("{\"first\":1}")
-    );
+    assert_eq!(stream.next().await.unwrap().unwrap(), data("{\"first\":1}"));
     assert!(matches!(
         stream.next().await,
         Some(Err(SseError::TooLarge(TooLarge { limit: l }))) if l == limit

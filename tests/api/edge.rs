@@ -8,7 +8,9 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::{error_of, request_id, row_of, spawn_app_with, sse_payloads, Backend, TestApp};
+use crate::helpers::{
+    error_of, request_id, row_of, spawn_app_with, sse_payloads, Backend, TestApp,
+};
 use crate::on_both_backends;
 
 mod errors;
@@ -74,7 +76,10 @@ async fn idle_keep_alive_connections_are_closed_after_the_idle_timeout() {
         .unwrap();
     let answer = closed_within(&mut stream, Duration::from_secs(5)).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    assert!(started.elapsed() >= Duration::from_millis(300), "kept alive a while");
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "kept alive a while"
+    );
     app.shutdown().await;
 }
 
@@ -137,7 +142,10 @@ async fn past_max_in_flight_requests_get_503_with_retry_after() {
     assert_eq!(slow.status(), 200);
     assert_eq!(refused.status(), 503);
     assert_eq!(refused.headers()["retry-after"], "1");
-    assert_eq!(error_of(refused).await["code"], "too_many_requests_in_flight");
+    assert_eq!(
+        error_of(refused).await["code"],
+        "too_many_requests_in_flight"
+    );
     assert_eq!(app.chat(&key, chat_body("hi", false)).await.status(), 200);
     app.shutdown().await;
 }
@@ -154,8 +162,15 @@ async fn a_silent_upstream_ends_the_stream_with_a_504_event(backend: Backend) {
     let payloads = sse_payloads(&response.text().await.unwrap());
     assert!(started.elapsed() < Duration::from_secs(10));
     let last: Value = serde_json::from_str(payloads.last().unwrap()).unwrap();
-    assert_eq!(last["error"]["code"], "upstream_idle_timeout", "{payloads:?}");
-    assert_eq!(payloads.len(), 3, "two chunks, then the error: {payloads:?}");
+    assert_eq!(
+        last["error"]["code"], "upstream_idle_timeout",
+        "{payloads:?}"
+    );
+    assert_eq!(
+        payloads.len(),
+        3,
+        "two chunks, then the error: {payloads:?}"
+    );
     let row = row_of(&app.db, &id).await;
     assert_eq!(row.error_code.as_deref(), Some("upstream_idle_timeout"));
     app.shutdown().await;
@@ -190,15 +205,17 @@ async fn a_huge_sse_line_ends_the_stream_with_a_502_event(backend: Backend) {
 async fn a_byte_that_is_not_utf8_spoils_only_its_event(backend: Backend) {
     let app = spawn_app_with(backend, |_| {}).await;
     let key = app.key().await;
-    let response = app
-        .chat(&key, chat_body("#bad-utf8 #chunks 4", true))
-        .await;
+    let response = app.chat(&key, chat_body("#bad-utf8 #chunks 4", true)).await;
     let payloads = sse_payloads(&response.text().await.unwrap());
     assert_eq!(payloads.last().map(String::as_str), Some("[DONE]"));
     let text: String = payloads
         .iter()
         .filter_map(|p| serde_json::from_str::<Value>(p).ok())
-        .filter_map(|chunk| chunk["choices"][0]["delta"]["content"].as_str().map(String::from))
+        .filter_map(|chunk| {
+            chunk["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(String::from)
+        })
         .collect();
     assert!(text.contains("bad-\u{fffd}-byte"), "{text}");
     assert!(text.contains("w3") && text.contains("w4"), "{text}");

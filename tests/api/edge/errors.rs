@@ -31,7 +31,10 @@ async fn requests_hyper_cannot_parse_get_json_errors() {
         let mut stream = connect(&app).await;
         stream.write_all(request.as_bytes()).await.unwrap();
         let answer = closed_within(&mut stream, Duration::from_secs(5)).await;
-        assert!(answer.starts_with(&format!("HTTP/1.1 {status}")), "{answer}");
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{answer}"
+        );
         assert!(answer.contains("x-request-id: "), "{answer}");
         let (_, body) = answer.split_once("\r\n\r\n").unwrap();
         let body: Value = serde_json::from_str(body).unwrap();
@@ -101,7 +104,10 @@ async fn control_characters_in_admin_input_get_400_naming_the_field(backend: Bac
     for (body, field) in [
         (json!({"name": "a\u{0}b", "team": "t"}), "name"),
         (json!({"name": "a", "team": "t\u{7}"}), "team"),
-        (json!({"name": "a", "team": "t", "models": ["glm\u{0}"]}), "models"),
+        (
+            json!({"name": "a", "team": "t", "models": ["glm\u{0}"]}),
+            "models",
+        ),
     ] {
         let response = app
             .http
