@@ -55,6 +55,7 @@ pub async fn serve(
     limits: ConnectionLimits,
     shutdown: CancellationToken,
 ) {
+    warn_if_files_run_out(limits.max_connections);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let connections = TaskTracker::new();
     loop {
@@ -100,6 +101,7 @@ async fn connection(
 ) {
     // Small SSE frames should leave at once.
     let _ = stream.set_nodelay(true);
+    let _open = OpenConnection::count();
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(Watched::new(stream, Arc::clone(&activity)));
     let service = hyper::service::service_fn({
@@ -136,9 +138,47 @@ async fn connection(
                 return;
             }
             () = shutdown.cancelled(), if !closing => {
+                // A connection without a request open has nothing to finish.
+                if !activity.busy() {
+                    return;
+                }
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
+        }
+    }
+}
+
+/// Counts open connections in `glm_gateway_open_connections` while it lives.
+struct OpenConnection;
+
+impl OpenConnection {
+    fn count() -> Self {
+        metrics::gauge!("glm_gateway_open_connections").increment(1.0);
+        Self
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        metrics::gauge!("glm_gateway_open_connections").decrement(1.0);
+    }
+}
+
+/// Each connection takes a file handle; the database pool, the upstream client and the journal
+/// need some too.
+fn warn_if_files_run_out(max_connections: usize) {
+    const SPARE: u64 = 256;
+    if let Ok((soft, _)) = rlimit::Resource::NOFILE.get() {
+        let wanted = u64::try_from(max_connections)
+            .unwrap_or(u64::MAX)
+            .saturating_add(SPARE);
+        if wanted > soft {
+            tracing::warn!(
+                max_connections,
+                open_file_limit = soft,
+                "server.max_connections is above what the open-file limit allows"
+            );
         }
     }
 }

@@ -54,11 +54,17 @@ impl Activity {
         *self.phase.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    pub(super) fn busy(&self) -> bool {
+        matches!(self.phase(), Phase::Busy(_))
+    }
+
     fn waiting_head(&self) -> bool {
         matches!(self.phase(), Phase::WaitingHead(_))
     }
 
-    /// Bytes arrived: after an idle spell, a new request has begun.
+    /// Bytes arrived: after an idle spell, a new request has begun. (With HTTP/2 any frame
+    /// counts, a ping too: an idle HTTP/2 connection that pings is closed at the header
+    /// timeout rather than the idle one.)
     fn received(&self) {
         self.update(|phase| match phase {
             Phase::Idle(_) => Phase::WaitingHead(Instant::now()),

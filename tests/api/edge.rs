@@ -84,6 +84,26 @@ async fn idle_keep_alive_connections_are_closed_after_the_idle_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_does_not_wait_for_connections_without_a_request() {
+    let app = spawn_app_with(Backend::Sqlite, |config| {
+        config.server.header_timeout = Duration::from_secs(60);
+    })
+    .await;
+    let mut silent = connect(&app).await;
+    let mut half_header = connect(&app).await;
+    half_header
+        .write_all(b"GET /healthz HTTP/1.1\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    app.shutdown().await;
+    assert!(started.elapsed() < Duration::from_secs(10));
+    closed_within(&mut silent, Duration::from_secs(1)).await;
+    closed_within(&mut half_header, Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_max_connections_the_next_waits_for_a_free_slot() {
     let app = spawn_app_with(Backend::Sqlite, |config| {
         config.server.max_connections = 1;
