@@ -11,6 +11,7 @@ use serde::Deserialize;
 mod endpoints;
 mod models;
 mod secret;
+mod server;
 
 pub use endpoints::{EmbeddingsConfig, ImagesConfig};
 pub use models::ModelMap;
@@ -299,60 +300,13 @@ impl Config {
                 .zhipu
                 .models
                 .unwrap_or_else(|| DEFAULT_CATALOGUE.iter().map(|m| (*m).to_owned()).collect()),
-            server: server_config(&file.server)?,
+            server: server::server_config(&file.server)?,
             usage: usage_config(file.usage, env)?,
             prices: validate_prices(file.prices)?,
             embeddings: endpoints::embeddings_config(file.embeddings)?,
             images: endpoints::images_config(file.images)?,
         })
     }
-}
-
-fn server_config(file: &FileServer) -> Result<ServerConfig, ConfigError> {
-    let max_body_bytes = positive(
-        "server.max_body_bytes",
-        file.max_body_bytes.unwrap_or(16 << 20),
-    )?;
-    let max_buffered_body_bytes = positive(
-        "server.max_buffered_body_bytes",
-        file.max_buffered_body_bytes.unwrap_or(256 << 20),
-    )?;
-    if max_buffered_body_bytes < max_body_bytes || max_buffered_body_bytes > u32::MAX as usize {
-        return Err(ConfigError::new(
-            "server.max_buffered_body_bytes",
-            "must be at least server.max_body_bytes and at most 4 GiB",
-        ));
-    }
-    Ok(ServerConfig {
-        max_body_bytes,
-        shutdown_grace: Duration::from_secs(file.shutdown_grace_secs.unwrap_or(30)),
-        key_refresh: Duration::from_millis(positive(
-            "server.key_refresh_ms",
-            file.key_refresh_ms.unwrap_or(500),
-        )?),
-        header_timeout: Duration::from_millis(positive(
-            "server.header_timeout_ms",
-            file.header_timeout_ms.unwrap_or(10_000),
-        )?),
-        body_timeout: Duration::from_secs(positive(
-            "server.body_timeout_secs",
-            file.body_timeout_secs.unwrap_or(60),
-        )?),
-        idle_timeout: Duration::from_secs(positive(
-            "server.idle_timeout_secs",
-            file.idle_timeout_secs.unwrap_or(75),
-        )?),
-        max_connections: positive(
-            "server.max_connections",
-            file.max_connections.unwrap_or(10_000),
-        )?,
-        max_in_flight: positive("server.max_in_flight", file.max_in_flight.unwrap_or(512))?,
-        max_buffered_body_bytes,
-        max_sse_event_bytes: positive(
-            "server.max_sse_event_bytes",
-            file.max_sse_event_bytes.unwrap_or(4 << 20),
-        )?,
-    })
 }
 
 fn zhipu_config(
