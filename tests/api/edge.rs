@@ -104,6 +104,27 @@ async fn shutdown_does_not_wait_for_connections_without_a_request() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_with_prior_knowledge_is_served() {
+    let app = spawn_app_with(Backend::Sqlite, |_| {}).await;
+    let key = app.key().await;
+    let http2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let response = http2
+        .post(app.url("/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(&chat_body("#chunks 3", true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    let payloads = sse_payloads(&response.text().await.unwrap());
+    assert_eq!(payloads.last().map(String::as_str), Some("[DONE]"));
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_max_connections_the_next_waits_for_a_free_slot() {
     let app = spawn_app_with(Backend::Sqlite, |config| {
         config.server.max_connections = 1;
