@@ -1,8 +1,8 @@
 //! The HTTP surface: which path goes to which handler, and the layers around them. Handlers
 //! stay thin; translation lives in `openai`, transport in `upstream`.
 //!
-//! Layers, outermost first:
-//! (Below them, `server` bounds connections: count, header and idle timeouts.)
+//! Layers, outermost first (beneath them all, `server` bounds connections: their count, header
+//! and idle timeouts; and it gives hyper's own 400/414/431 answers JSON bodies):
 //! 1. `observe`: assigns the request id (`x-request-id` on every response) and counts requests.
 //! 2. `CatchPanicLayer`: a panic becomes an OpenAI-shaped 500, never a dropped connection.
 //! 3. `admit`: past `server.max_in_flight` requests, or when the body's declared length does
