@@ -1,7 +1,7 @@
 //! Building and running the gateway: database, migrations, key cache, upstream client, router,
 //! listener; then serving until shutdown, letting open streams finish.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -175,16 +175,19 @@ impl App {
                 shutdown.cancel();
             }
         });
-        let serve = axum::serve(listener, router(state.clone()))
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .into_future();
+        let serve = crate::server::serve(
+            listener,
+            router(state.clone()),
+            (&state.config.server).into(),
+            shutdown.clone(),
+        );
         tokio::pin!(serve);
         let grace_over = async {
             shutdown.cancelled().await;
             tokio::time::sleep(grace).await;
         };
         tokio::select! {
-            result = &mut serve => result.context("server error")?,
+            () = &mut serve => {}
             () = grace_over => {
                 // Streams still open end now, each with an error event and its ledger row.
                 tracing::warn!("shutdown grace period over; ending open streams");

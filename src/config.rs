@@ -14,6 +14,7 @@ mod limits;
 mod models;
 mod responses;
 mod secret;
+mod server;
 
 pub use emulation::{EmulationConfig, EmulationSwitches};
 pub use endpoints::{EmbeddingsConfig, ImagesConfig};
@@ -147,6 +148,8 @@ pub struct ZhipuConfig {
     pub total_timeout: Duration,
     /// Zhipu's Response API base (`[responses] base_url`); `None`: derived from `base_url`.
     pub responses_base_url: Option<String>,
+    /// The longest an open stream may go without a byte from the upstream.
+    pub stream_idle_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -166,6 +169,20 @@ pub struct ServerConfig {
     /// How often the key cache reloads keys from the database; bounds how long a revoked key
     /// keeps working.
     pub key_refresh: Duration,
+    /// A connection must send a request's whole header within this.
+    pub header_timeout: Duration,
+    /// A request's body must arrive within this (else 408).
+    pub body_timeout: Duration,
+    /// A keep-alive connection with no request open is closed after this.
+    pub idle_timeout: Duration,
+    /// Open client connections; past this the listener waits before accepting more.
+    pub max_connections: usize,
+    /// Requests being handled at once; past this, 503 with `retry-after`.
+    pub max_in_flight: usize,
+    /// Bytes all request bodies being read may take together; past this, 503.
+    pub max_buffered_body_bytes: usize,
+    /// The cap on one SSE line or event from the upstream.
+    pub max_sse_event_bytes: usize,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -219,6 +236,7 @@ struct FileZhipu {
     connect_timeout_secs: Option<u64>,
     first_byte_timeout_secs: Option<u64>,
     total_timeout_secs: Option<u64>,
+    stream_idle_timeout_secs: Option<u64>,
     models: Option<Vec<String>>,
 }
 
@@ -228,6 +246,13 @@ struct FileServer {
     max_body_bytes: Option<usize>,
     shutdown_grace_secs: Option<u64>,
     key_refresh_ms: Option<u64>,
+    header_timeout_ms: Option<u64>,
+    body_timeout_secs: Option<u64>,
+    idle_timeout_secs: Option<u64>,
+    max_connections: Option<usize>,
+    max_in_flight: Option<usize>,
+    max_buffered_body_bytes: Option<usize>,
+    max_sse_event_bytes: Option<usize>,
 }
 
 impl Config {
@@ -312,17 +337,7 @@ impl Config {
                 .zhipu
                 .models
                 .unwrap_or_else(|| DEFAULT_CATALOGUE.iter().map(|m| (*m).to_owned()).collect()),
-            server: ServerConfig {
-                max_body_bytes: positive(
-                    "server.max_body_bytes",
-                    file.server.max_body_bytes.unwrap_or(16 << 20),
-                )?,
-                shutdown_grace: Duration::from_secs(file.server.shutdown_grace_secs.unwrap_or(30)),
-                key_refresh: Duration::from_millis(positive(
-                    "server.key_refresh_ms",
-                    file.server.key_refresh_ms.unwrap_or(500),
-                )?),
-            },
+            server: server::server_config(&file.server)?,
             usage: usage_config(file.usage, env)?,
             limits: limits::limits_config(file.limits, env)?,
             prices: validate_prices(file.prices)?,
@@ -403,6 +418,10 @@ fn zhipu_config(
             file.total_timeout_secs.unwrap_or(900),
         )?),
         responses_base_url: None,
+        stream_idle_timeout: Duration::from_secs(positive(
+            "zhipu.stream_idle_timeout_secs",
+            file.stream_idle_timeout_secs.unwrap_or(120),
+        )?),
     })
 }
 

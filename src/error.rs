@@ -14,6 +14,13 @@ pub enum ErrorCode {
     InvalidRequest,
     InvalidJson,
     RequestTooLarge,
+    RequestTimeout,
+    InvalidPath,
+    InvalidHttpRequest,
+    UriTooLong,
+    RequestHeaderTooLarge,
+    TooManyRequestsInFlight,
+    RequestBodyBudgetExhausted,
     UnknownUrl,
     MethodNotAllowed,
     UnsupportedEndpoint,
@@ -57,6 +64,8 @@ pub enum ErrorCode {
     UpstreamNetworkError,
     UpstreamOverloaded,
     UpstreamTimeout,
+    UpstreamIdleTimeout,
+    UpstreamEventTooLarge,
     UpstreamImageHost,
     UpstreamImageUnavailable,
     UpstreamImageTooLarge,
@@ -76,6 +85,13 @@ impl ErrorCode {
             Self::InvalidRequest => "invalid_request",
             Self::InvalidJson => "invalid_json",
             Self::RequestTooLarge => "request_too_large",
+            Self::RequestTimeout => "request_timeout",
+            Self::InvalidPath => "invalid_path",
+            Self::InvalidHttpRequest => "invalid_http_request",
+            Self::UriTooLong => "uri_too_long",
+            Self::RequestHeaderTooLarge => "request_header_too_large",
+            Self::TooManyRequestsInFlight => "too_many_requests_in_flight",
+            Self::RequestBodyBudgetExhausted => "request_body_budget_exhausted",
             Self::UnknownUrl => "unknown_url",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::UnsupportedEndpoint => "unsupported_endpoint",
@@ -113,6 +129,8 @@ impl ErrorCode {
             Self::UpstreamNetworkError => "upstream_network_error",
             Self::UpstreamOverloaded => "upstream_overloaded",
             Self::UpstreamTimeout => "upstream_timeout",
+            Self::UpstreamIdleTimeout => "upstream_idle_timeout",
+            Self::UpstreamEventTooLarge => "upstream_event_too_large",
             Self::UpstreamImageHost => "upstream_image_host",
             Self::UpstreamImageUnavailable => "upstream_image_unavailable",
             Self::UpstreamImageTooLarge => "upstream_image_too_large",
@@ -129,6 +147,8 @@ impl ErrorCode {
             | Self::InvalidJson
             | Self::UnsupportedEndpoint
             | Self::CancelNotSupported
+            | Self::InvalidPath
+            | Self::InvalidHttpRequest
             | Self::ContextLengthExceeded
             | Self::ContentFilter
             | Self::DuplicateRequestId => StatusCode::BAD_REQUEST,
@@ -146,6 +166,9 @@ impl ErrorCode {
             }
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::UriTooLong => StatusCode::URI_TOO_LONG,
+            Self::RequestHeaderTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::RateLimitExceeded
             | Self::RequestRateExceeded
             | Self::TokenRateExceeded
@@ -163,14 +186,17 @@ impl ErrorCode {
             | Self::UpstreamInvalidResponse
             | Self::UpstreamStreamIncomplete
             | Self::UpstreamNetworkError
+            | Self::UpstreamEventTooLarge
             | Self::UpstreamImageHost
             | Self::UpstreamImageUnavailable
             | Self::UpstreamImageTooLarge => StatusCode::BAD_GATEWAY,
             Self::UpstreamOverloaded
+            | Self::TooManyRequestsInFlight
+            | Self::RequestBodyBudgetExhausted
             | Self::GatewayShuttingDown
             | Self::LedgerUnavailable
             | Self::LimitsUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::UpstreamTimeout | Self::UpstreamIdleTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
             // Recorded for a stream whose 200 had already gone out.
             Self::StreamInterrupted => StatusCode::OK,
@@ -193,6 +219,11 @@ impl ErrorCode {
             Self::InvalidRequest
             | Self::InvalidJson
             | Self::RequestTooLarge
+            | Self::RequestTimeout
+            | Self::InvalidPath
+            | Self::InvalidHttpRequest
+            | Self::UriTooLong
+            | Self::RequestHeaderTooLarge
             | Self::UnknownUrl
             | Self::MethodNotAllowed
             | Self::UnsupportedEndpoint
@@ -219,6 +250,8 @@ impl ErrorCode {
             | Self::UpstreamNetworkError
             | Self::UpstreamOverloaded
             | Self::UpstreamTimeout
+            | Self::UpstreamIdleTimeout
+            | Self::UpstreamEventTooLarge
             | Self::UpstreamImageHost
             | Self::UpstreamImageUnavailable
             | Self::UpstreamImageTooLarge
@@ -226,6 +259,8 @@ impl ErrorCode {
             | Self::GatewayShuttingDown
             | Self::LedgerUnavailable
             | Self::LimitsUnavailable
+            | Self::TooManyRequestsInFlight
+            | Self::RequestBodyBudgetExhausted
             | Self::StreamInterrupted => "server_error",
         }
     }

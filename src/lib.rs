@@ -11,6 +11,8 @@ pub mod openai;
 pub mod relay;
 pub mod request_id;
 pub mod routes;
+pub mod server;
+pub mod sse;
 pub mod state;
 pub mod store;
 pub mod telemetry;

@@ -1,7 +1,8 @@
 //! Relays an upstream SSE stream to the client, event by event, through a `StreamTranslator`
 //! (one per protocol: chat chunks, Responses events). The upstream is read in a task of its
 //! own, so that a client leaving mid-answer does not cut the read short: the upstream's final
-//! usage still arrives (within a drain limit).
+//! usage still arrives (within a drain limit). Events are cut by `sse::SseStream` under a size
+//! cap, and an upstream silent for `idle_timeout` between chunks ends the stream with a 504.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -10,7 +11,6 @@ use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
-use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
@@ -21,6 +21,7 @@ use tokio_util::task::TaskTracker;
 use crate::error::{ApiError, ErrorCode};
 use crate::openai::responses::ResponsesStream;
 use crate::openai::stream::{ChunkRewriter, UpstreamEvent};
+use crate::sse::{SseError, SseStream};
 use crate::upstream::UpstreamResponse;
 use crate::usage::{StreamEnd, Tap, UsageTicket};
 
@@ -93,6 +94,10 @@ pub struct RelayOptions {
     /// Fired when the gateway's shutdown grace is over: the stream then ends at once with an
     /// error event, and its row is written.
     pub hard_stop: CancellationToken,
+    /// The longest the upstream may send nothing while a stream is open.
+    pub idle_timeout: Duration,
+    /// The cap on one SSE line or event from the upstream.
+    pub max_event_bytes: usize,
 }
 
 impl RelayOptions {
@@ -142,7 +147,10 @@ async fn pump(
 ) {
     let UpstreamResponse { response, deadline } = upstream;
     let mut tap = Tap::new(ticket.keeps_text());
-    let mut events = response.bytes_stream().eventsource();
+    let mut events = SseStream::new(
+        idle_limited(response, options.idle_timeout),
+        options.max_event_bytes,
+    );
     let mut client_disconnected = false;
     let mut stop_at = deadline;
     let mut ticket = Some(ticket);
@@ -157,11 +165,7 @@ async fn pump(
         let batch = match next {
             Ok(Some(Ok(event))) => rewriter.push(&event.data, &mut tap),
             Ok(Some(Err(Interrupted::Upstream(error)))) => {
-                tracing::warn!(%error, "upstream stream failed");
-                rewriter.finish(Some(&ApiError::new(
-                    ErrorCode::UpstreamError,
-                    "The upstream stream failed.",
-                )))
+                rewriter.finish(Some(&read_failure(&error)))
             }
             Ok(Some(Err(Interrupted::Shutdown))) => rewriter.finish(Some(&shutting_down())),
             Ok(None) => rewriter.finish(None),
@@ -219,8 +223,60 @@ async fn deliver(frames: &mpsc::Sender<Bytes>, frame: Bytes, deadline: Instant) 
 
 /// Why reading the upstream stopped early.
 enum Interrupted {
-    Upstream(eventsource_stream::EventStreamError<reqwest::Error>),
+    Upstream(SseError<ReadError>),
     Shutdown,
+}
+
+/// Why the upstream's bytes stopped coming.
+#[derive(Debug, thiserror::Error)]
+enum ReadError {
+    #[error(transparent)]
+    Http(reqwest::Error),
+    #[error("the upstream sent nothing for {0:?}")]
+    Idle(Duration),
+}
+
+/// The upstream's body, failing with `ReadError::Idle` when no chunk comes for `idle`. The
+/// timer runs only while the relay waits for the upstream, not while a slow client is served.
+fn idle_limited(
+    response: reqwest::Response,
+    idle: Duration,
+) -> impl futures_util::Stream<Item = Result<Bytes, ReadError>> + Unpin {
+    let body = Box::pin(response.bytes_stream());
+    Box::pin(futures_util::stream::unfold(
+        Some(body),
+        move |body| async move {
+            let mut body = body?;
+            match tokio::time::timeout(idle, body.next()).await {
+                Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(body))),
+                Ok(Some(Err(error))) => Some((Err(ReadError::Http(error)), None)),
+                Ok(None) => None,
+                Err(_) => Some((Err(ReadError::Idle(idle)), None)),
+            }
+        },
+    ))
+}
+
+/// The error event for a stream whose reading failed.
+fn read_failure(error: &SseError<ReadError>) -> ApiError {
+    tracing::warn!(%error, "upstream stream failed");
+    match error {
+        SseError::TooLarge(too_large) => ApiError::new(
+            ErrorCode::UpstreamEventTooLarge,
+            format!(
+                "The upstream sent a stream event larger than {} bytes.",
+                too_large.limit
+            ),
+        ),
+        SseError::Transport(ReadError::Idle(idle)) => ApiError::new(
+            ErrorCode::UpstreamIdleTimeout,
+            format!("The upstream sent nothing for {} seconds.", idle.as_secs()),
+        )
+        .no_retry(),
+        SseError::Transport(ReadError::Http(_)) => {
+            ApiError::new(ErrorCode::UpstreamError, "The upstream stream failed.")
+        }
+    }
 }
 
 fn shutting_down() -> ApiError {

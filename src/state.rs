@@ -33,12 +33,15 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// How streams are relayed: the client's `include_usage`, the drain limit, the hard stop.
+    /// How streams are relayed: the client's `include_usage`, the drain limit, the hard stop,
+    /// the upstream's idle limit and the event size cap.
     pub fn relay_options(&self, include_usage: bool) -> RelayOptions {
         RelayOptions {
             include_usage,
             drain_timeout: self.config.usage.drain_timeout,
             hard_stop: self.hard_stop.clone(),
+            idle_timeout: self.config.zhipu.stream_idle_timeout,
+            max_event_bytes: self.config.server.max_sse_event_bytes,
         }
     }
 }

@@ -11,6 +11,7 @@ use super::messages::role_of;
 /// Caps keep a typo from tying up a test for hours.
 const MAX_CHUNKS: usize = 10_000;
 const MAX_SLOW_MS: u64 = 60_000;
+const MAX_LONG_LINE: usize = 64 << 20;
 
 /// Every directive, one per line, for `glm-gateway emulator --help` and the README.
 pub const DIRECTIVES_HELP: &str = "\
@@ -25,6 +26,9 @@ Directives: words in the last user message (or the image prompt) of a request to
   #http spring|html|empty  fail like the front end: Spring 404 JSON, 502 HTML, empty 503
   #midstream-error    stream two chunks, then an error event (code 1234)
   #cut                stream two chunks, then drop the connection
+  #stall              stream two chunks, then send nothing more (keeping the connection)
+  #bad-utf8           the second chunk's content holds a byte that is not UTF-8
+  #long-line BYTES    after two chunks, one chunk whose data line is BYTES bytes long
   #bad-json           (json_object mode, any user message) answer JSON that breaks the schema,
                       until the last user message mentions validation or
                       \"did not match the schema\"
@@ -57,6 +61,10 @@ pub(crate) enum HttpFault {
 pub(crate) enum StreamFault {
     MidstreamError,
     Cut,
+    Stall,
+    BadUtf8,
+    /// A chunk this many bytes long, then the rest of the answer.
+    LongLine(usize),
 }
 
 #[derive(Debug, Default)]
@@ -104,6 +112,13 @@ impl Directives {
                 "#tool" => out.tool = true,
                 "#midstream-error" => out.fault = Some(StreamFault::MidstreamError),
                 "#cut" => out.fault = Some(StreamFault::Cut),
+                "#stall" => out.fault = Some(StreamFault::Stall),
+                "#bad-utf8" => out.fault = Some(StreamFault::BadUtf8),
+                "#long-line" => {
+                    out.fault = arg()
+                        .and_then(|n| n.parse().ok())
+                        .map(|n: usize| StreamFault::LongLine(n.min(MAX_LONG_LINE)))
+                }
                 "#bad-json" => out.bad_json = out.bad_json.or(Some(BadJson::UntilRepaired)),
                 "#always-bad-json" => out.bad_json = Some(BadJson::Always),
                 "#big-image" => out.big_image = true,
@@ -174,6 +189,8 @@ mod tests {
         assert_eq!(d.text, "a cat");
         assert!(d.big_image);
         assert_eq!(d.slow_image, Some(Duration::from_millis(20)));
+        let d = Directives::parse("x #long-line 1000");
+        assert_eq!(d.fault, Some(StreamFault::LongLine(1000)));
     }
 
     #[test]
@@ -203,6 +220,9 @@ mod tests {
             "#http",
             "#midstream-error",
             "#cut",
+            "#stall",
+            "#bad-utf8",
+            "#long-line",
             "#bad-json",
             "#always-bad-json",
             "#big-image",

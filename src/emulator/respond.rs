@@ -64,8 +64,19 @@ pub(crate) fn stream(
                 yield Ok(event(&content_chunk(&env, piece)));
                 if let (true, Some(fault)) = (i + 1 == fault_at, fault) {
                     tokio::time::sleep(delay).await;
-                    yield fault_event(fault);
-                    return;
+                    match fault {
+                        StreamFault::Stall => std::future::pending::<()>().await,
+                        StreamFault::BadUtf8 => yield Ok(bad_utf8_chunk(&env)),
+                        StreamFault::LongLine(bytes) => {
+                            for piece in long_chunk(&env, bytes) {
+                                yield Ok(piece);
+                            }
+                        }
+                        StreamFault::Cut | StreamFault::MidstreamError => {
+                            yield fault_event(fault);
+                            return;
+                        }
+                    }
                 }
             }
         } else {
@@ -87,11 +98,31 @@ pub(crate) fn stream(
 fn fault_event(fault: StreamFault) -> Result<Bytes, io::Error> {
     match fault {
         StreamFault::Cut => Err(io::Error::other("stream cut on purpose")),
-        StreamFault::MidstreamError => {
+        _ => {
             let error = json!({"error": {"code": "1234", "message": "网络错误，请稍后重试"}});
             Ok(event(&error))
         }
     }
+}
+
+/// `#bad-utf8`: a content chunk whose text holds the byte 0xFF (where U+FFFD was).
+fn bad_utf8_chunk(env: &Envelope) -> Bytes {
+    let text = event(&content_chunk(env, "bad-\u{fffd}-byte"));
+    let replacement = "\u{fffd}".as_bytes();
+    let at = text
+        .windows(replacement.len())
+        .position(|w| w == replacement)
+        .unwrap_or(0);
+    let mut bytes = text[..at].to_vec();
+    bytes.push(0xff);
+    bytes.extend_from_slice(&text[at + replacement.len()..]);
+    Bytes::from(bytes)
+}
+
+/// `#long-line`: a content chunk of about `bytes` bytes, sent in 64 KiB pieces.
+fn long_chunk(env: &Envelope, bytes: usize) -> Vec<Bytes> {
+    let text = event(&content_chunk(env, &"a".repeat(bytes))).to_vec();
+    text.chunks(64 << 10).map(Bytes::copy_from_slice).collect()
 }
 
 fn event(value: &Value) -> Bytes {

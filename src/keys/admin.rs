@@ -92,6 +92,7 @@ impl From<&KeyRecord> for KeyView {
 impl CreateKey {
     pub fn validate(&self) -> Result<(), ApiError> {
         for (field, value) in [("name", &self.name), ("team", &self.team)] {
+            no_control_characters(field, value)?;
             if value.trim().is_empty() || value.len() > 200 {
                 return Err(ApiError::invalid_request(format!(
                     "`{field}` must be 1 to 200 characters."
@@ -100,6 +101,9 @@ impl CreateKey {
             }
         }
         if let Some(models) = &self.models {
+            for model in models {
+                no_control_characters("models", model)?;
+            }
             if models.is_empty() || models.iter().any(|m| m.trim().is_empty()) {
                 return Err(ApiError::invalid_request(
                     "`models` must list at least one non-empty model name.",
@@ -113,6 +117,18 @@ impl CreateKey {
             self.expires_at,
         )
     }
+}
+
+/// Refuses NUL and other control characters: they have no place in names or ids, and
+/// PostgreSQL cannot store NUL in text at all.
+pub fn no_control_characters(field: &str, value: &str) -> Result<(), ApiError> {
+    if value.chars().any(char::is_control) {
+        return Err(ApiError::invalid_request(format!(
+            "`{field}` must not contain control characters."
+        ))
+        .param(field));
+    }
+    Ok(())
 }
 
 /// Validates and stores a new key; returns it with the full secret key and the in-memory form.

@@ -2,7 +2,7 @@
 //! configured token every admin request is refused.
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -12,8 +12,9 @@ use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
 use super::json::OpenAiJson;
+use super::path::OpenAiPath;
 use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::keys::admin::{create_key, CreateKey, KeyView};
+use crate::keys::admin::{create_key, no_control_characters, CreateKey, KeyView};
 use crate::keys::update::{update_key, UpdateKey};
 use crate::keys::{bearer_token, ApiKey};
 use crate::limits::admin::{list_teams as all_teams, set_team as store_team, SetTeam, TeamView};
@@ -65,8 +66,9 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Value>> {
 
 pub async fn revoke(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    OpenAiPath(id): OpenAiPath<String>,
 ) -> ApiResult<Json<KeyView>> {
+    no_control_characters("id", &id)?;
     let record = state
         .db
         .revoke_key(&id)
@@ -86,7 +88,7 @@ pub async fn revoke(
 /// `server.key_refresh_ms`.
 pub async fn update(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    OpenAiPath(id): OpenAiPath<String>,
     OpenAiJson(request): OpenAiJson<UpdateKey>,
 ) -> ApiResult<Json<KeyView>> {
     let (view, key) = update_key(&state.db, &id, request).await?;
@@ -98,7 +100,7 @@ pub async fn update(
 /// `PUT /admin/teams/{team}`: sets (replaces) a team's budgets.
 pub async fn set_team(
     State(state): State<AppState>,
-    Path(team): Path<String>,
+    OpenAiPath(team): OpenAiPath<String>,
     OpenAiJson(request): OpenAiJson<SetTeam>,
 ) -> ApiResult<Json<TeamView>> {
     let view = store_team(&state.db, &team, request).await?;

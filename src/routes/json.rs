@@ -1,5 +1,5 @@
 //! `OpenAiJson<T>`: a JSON body extractor whose every rejection is an OpenAI-shaped error:
-//! 413 past the size limit, 400 for bad JSON or a wrong type, naming the field in `param`.
+//! 413 past the size limit, 408 past the body timeout, 400 for bad JSON or a wrong type, naming the field in `param`.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -59,11 +59,28 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 }
 
 fn body_error(rejection: BytesRejection) -> ApiError {
-    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+    if timed_out(&rejection) {
+        ApiError::new(
+            ErrorCode::RequestTimeout,
+            "The request body did not arrive in time.",
+        )
+    } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::new(ErrorCode::RequestTooLarge, "The request body is too large.")
     } else {
         ApiError::invalid_request(format!("The request body could not be read: {rejection}"))
     }
+}
+
+/// Whether reading the body stopped at `server.body_timeout`.
+fn timed_out(rejection: &BytesRejection) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(error) = cause {
+        if error.is::<crate::server::admission::BodyTimeout>() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 #[cfg(test)]

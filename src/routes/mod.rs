@@ -1,13 +1,19 @@
 //! The HTTP surface: which path goes to which handler, and the layers around them. Handlers
 //! stay thin; translation lives in `openai`, transport in `upstream`.
 //!
-//! Layers, outermost first:
+//! Layers, outermost first (beneath them all, `server` bounds connections: their count, header
+//! and idle timeouts; and it gives hyper's own 400/414/431 answers JSON bodies):
 //! 1. `observe`: assigns the request id (`x-request-id` on every response) and counts requests.
 //! 2. `CatchPanicLayer`: a panic becomes an OpenAI-shaped 500, never a dropped connection.
-//! 3. `DefaultBodyLimit`: bodies past `server.max_body_bytes` get 413 from `OpenAiJson`.
-//! 4. `/v1/*` routes: `require_api_key` (the key goes on as an extension), then `track_usage`
-//!    (a `UsageTicket` goes on; exactly one ledger row leaves per request); `/admin/*` routes:
-//!    `require_admin`. Unknown paths and methods answer OpenAI-shaped 404 / 405.
+//! 3. `admit`: past `server.max_in_flight` requests, or when the body's declared length does
+//!    not fit in what is left of `server.max_buffered_body_bytes`, 503 with `retry-after: 1`;
+//!    a body not read whole within `server.body_timeout` gets 408 from `OpenAiJson`.
+//! 4. `DefaultBodyLimit`: bodies past `server.max_body_bytes` get 413 from `OpenAiJson`.
+//! 5. `/v1/*` routes: `require_api_key` (the key goes on as an extension), then `track_usage`
+//!    (a `UsageTicket` goes on; exactly one ledger row leaves per request), around the handlers
+//!    and the 405 for a wrong method too (so it needs a key and leaves a row); `/admin/*`
+//!    routes: `require_admin`. Unknown paths and methods answer OpenAI-shaped 404 / 405; path
+//!    segments that do not decode answer 400 (`OpenAiPath`).
 
 use std::any::Any;
 use std::sync::Arc;
@@ -24,6 +30,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use crate::error::{ApiError, ErrorCode};
 use crate::keys::require_api_key;
 use crate::request_id::RequestId;
+use crate::server::admission::{admit, Admission};
 use crate::state::AppState;
 use crate::usage::track_usage;
 
@@ -35,6 +42,7 @@ mod health;
 mod images;
 pub mod json;
 mod models;
+mod path;
 mod promise;
 mod responses;
 
@@ -57,8 +65,10 @@ pub fn router(state: AppState) -> Router {
             get(responses::input_items),
         )
         .route("/v1/responses/{id}/cancel", post(responses::cancel))
-        .route_layer(from_fn_with_state(Arc::clone(&state.ledger), track_usage))
-        .route_layer(from_fn_with_state(Arc::clone(&state.keys), require_api_key));
+        // Set before the layers, so that they wrap it (and the outer default leaves it be).
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(from_fn_with_state(Arc::clone(&state.ledger), track_usage))
+        .layer(from_fn_with_state(Arc::clone(&state.keys), require_api_key));
     let admin = Router::new()
         .route("/admin/keys", post(admin::create).get(admin::list))
         .route(
@@ -78,6 +88,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.server.max_body_bytes))
+        .layer(from_fn_with_state(
+            Admission::new(&state.config.server),
+            admit,
+        ))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(from_fn(observe))
         .with_state(state)

@@ -5,10 +5,11 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::{Extension, Json};
 use serde_json::{json, Value};
 
+use super::path::OpenAiPath;
 use crate::config::{Config, COMMON_OPENAI_MODELS};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::keys::ApiKey;
@@ -31,7 +32,7 @@ pub async fn list_models(
 pub async fn retrieve_model(
     State(state): State<AppState>,
     Extension(key): Extension<Arc<ApiKey>>,
-    Path(id): Path<String>,
+    OpenAiPath(id): OpenAiPath<String>,
 ) -> ApiResult<Json<Value>> {
     if may_send(&state.config, &key, &id) {
         Ok(Json(model_object(&id)))

@@ -8,6 +8,7 @@ mod helpers;
 mod auth;
 mod chat;
 mod clients;
+mod edge;
 mod embeddings;
 mod errors;
 mod faults;
