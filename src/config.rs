@@ -15,6 +15,8 @@ mod models;
 mod responses;
 mod secret;
 mod server;
+mod usage;
+mod zhipu;
 
 pub use emulation::{EmulationConfig, EmulationSwitches};
 pub use endpoints::{EmbeddingsConfig, ImagesConfig};
@@ -22,6 +24,11 @@ pub use limits::{LimitStore, LimitsConfig, StoreErrorPolicy};
 pub use models::{ModelMap, BUILTIN_MAP, COMMON_OPENAI_MODELS};
 pub use responses::{derive_responses_base, ResponsesConfig};
 pub use secret::Secret;
+pub use usage::{OnJournalFull, UsageConfig};
+pub use zhipu::{AuthMode, ZhipuConfig};
+
+use usage::{usage_config, FileUsage};
+use zhipu::{zhipu_config, FileZhipu};
 
 pub const DEFAULT_CONFIG_PATH: &str = "config/gateway.toml";
 const DEFAULT_BASE_URL: &str = "https://open.bigmodel.cn/api/paas/v4";
@@ -90,39 +97,6 @@ pub struct Config {
     pub responses: ResponsesConfig,
 }
 
-#[derive(Debug, Clone)]
-pub struct UsageConfig {
-    /// Without the ledger no usage is recorded (for measuring its cost; never in production).
-    pub enabled: bool,
-    /// The local append-only journal that rows pass through on their way to the database.
-    pub journal_dir: PathBuf,
-    /// The writer inserts this many rows at once, or fewer after `flush_interval`.
-    pub batch_size: usize,
-    pub flush_interval: Duration,
-    /// Days of `usage_events` kept; older days are rolled up into `usage_rollups` and dropped.
-    /// `None` keeps everything.
-    pub retention_days: Option<u32>,
-    /// Store prompt and completion text in each row (off: rows carry counts only).
-    pub store_content: bool,
-    /// How long a stream is still read after its client left, to learn the usage.
-    pub drain_timeout: Duration,
-    /// Rows held in memory while the journal cannot be written (a full disk).
-    pub memory_rows: u64,
-    /// What happens once `memory_rows` rows are held in memory.
-    pub on_journal_full: OnJournalFull,
-}
-
-/// `[usage] on_journal_full`: with the journal unwritable and `memory_rows` rows in memory,
-/// keep serving and lose (and count) rows, or refuse requests with 503 `ledger_unavailable`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OnJournalFull {
-    #[default]
-    Serve,
-    Refuse,
-}
-
-/// One price, in CNY, effective from `since` (UTC) until a later entry for the same model.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PriceEntry {
@@ -135,30 +109,6 @@ pub struct PriceEntry {
     #[serde(default)]
     pub per_image: f64,
     pub since: chrono::NaiveDate,
-}
-
-#[derive(Debug, Clone)]
-pub struct ZhipuConfig {
-    /// Upstream keys, each `id.secret`. Empty is allowed by `load`; `serve` requires one.
-    pub api_keys: Vec<Secret>,
-    pub base_url: String,
-    pub auth: AuthMode,
-    pub connect_timeout: Duration,
-    pub first_byte_timeout: Duration,
-    pub total_timeout: Duration,
-    /// Zhipu's Response API base (`[responses] base_url`); `None`: derived from `base_url`.
-    pub responses_base_url: Option<String>,
-    /// The longest an open stream may go without a byte from the upstream.
-    pub stream_idle_timeout: Duration,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AuthMode {
-    /// HS256 tokens signed from the key, cached and renewed before they expire.
-    Jwt,
-    /// The raw `id.secret` key as a Bearer token.
-    Bearer,
 }
 
 #[derive(Debug, Clone)]
@@ -211,33 +161,6 @@ struct FileConfig {
     emulation: emulation::FileEmulation,
     #[serde(default)]
     responses: responses::FileResponses,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileUsage {
-    enabled: Option<bool>,
-    journal_dir: Option<PathBuf>,
-    batch_size: Option<usize>,
-    flush_interval_ms: Option<u64>,
-    retention_days: Option<u32>,
-    store_content: Option<bool>,
-    drain_timeout_secs: Option<u64>,
-    memory_rows: Option<u64>,
-    on_journal_full: Option<OnJournalFull>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileZhipu {
-    api_keys: Option<Vec<String>>,
-    base_url: Option<String>,
-    auth: Option<AuthMode>,
-    connect_timeout_secs: Option<u64>,
-    first_byte_timeout_secs: Option<u64>,
-    total_timeout_secs: Option<u64>,
-    stream_idle_timeout_secs: Option<u64>,
-    models: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -347,110 +270,6 @@ impl Config {
             responses,
         })
     }
-}
-
-fn zhipu_config(
-    file_keys: Option<Vec<String>>,
-    file: &FileZhipu,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<ZhipuConfig, ConfigError> {
-    let env_keys = env("ZHIPUAI_API_KEY").or_else(|| env("ZHIPU_API_KEY"));
-    let keys: Vec<String> = match env_keys {
-        Some(list) => list
-            .split(',')
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .map(String::from)
-            .collect(),
-        None => file_keys.unwrap_or_default(),
-    };
-    let auth = match env("ZHIPUAI_AUTH") {
-        Some(mode) => match mode.to_ascii_lowercase().as_str() {
-            "jwt" => AuthMode::Jwt,
-            "bearer" => AuthMode::Bearer,
-            _ => {
-                return Err(ConfigError::new(
-                    "zhipu.auth (ZHIPUAI_AUTH)",
-                    format!("`{mode}` is neither `jwt` nor `bearer`"),
-                ))
-            }
-        },
-        None => file.auth.unwrap_or(AuthMode::Jwt),
-    };
-    for key in &keys {
-        let parts: Vec<&str> = key.split('.').collect();
-        if parts.len() != 2 || parts.iter().any(|p| p.is_empty()) {
-            return Err(ConfigError::new(
-                "zhipu.api_keys (ZHIPUAI_API_KEY)",
-                "each key must look like `<id>.<secret>`",
-            ));
-        }
-    }
-    let base_url = env("ZHIPUAI_BASE_URL")
-        .or_else(|| file.base_url.clone())
-        .unwrap_or_else(|| DEFAULT_BASE_URL.into());
-    let parsed = url::Url::parse(&base_url).map_err(|e| {
-        ConfigError::new(
-            "zhipu.base_url (ZHIPUAI_BASE_URL)",
-            format!("`{base_url}` is not a URL: {e}"),
-        )
-    })?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(ConfigError::new(
-            "zhipu.base_url (ZHIPUAI_BASE_URL)",
-            "must be an http:// or https:// URL",
-        ));
-    }
-    Ok(ZhipuConfig {
-        api_keys: keys.into_iter().map(Secret::new).collect(),
-        base_url: base_url.trim_end_matches('/').to_owned(),
-        auth,
-        connect_timeout: Duration::from_secs(positive(
-            "zhipu.connect_timeout_secs",
-            file.connect_timeout_secs.unwrap_or(5),
-        )?),
-        first_byte_timeout: Duration::from_secs(positive(
-            "zhipu.first_byte_timeout_secs",
-            file.first_byte_timeout_secs.unwrap_or(120),
-        )?),
-        total_timeout: Duration::from_secs(positive(
-            "zhipu.total_timeout_secs",
-            file.total_timeout_secs.unwrap_or(900),
-        )?),
-        responses_base_url: None,
-        stream_idle_timeout: Duration::from_secs(positive(
-            "zhipu.stream_idle_timeout_secs",
-            file.stream_idle_timeout_secs.unwrap_or(120),
-        )?),
-    })
-}
-
-fn usage_config(
-    file: FileUsage,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<UsageConfig, ConfigError> {
-    let journal_dir = env("GLM_GATEWAY_JOURNAL_DIR")
-        .map(PathBuf::from)
-        .or(file.journal_dir)
-        .unwrap_or_else(|| PathBuf::from("glm-gateway-journal"));
-    Ok(UsageConfig {
-        enabled: file.enabled.unwrap_or(true),
-        journal_dir,
-        batch_size: positive("usage.batch_size", file.batch_size.unwrap_or(500))?,
-        flush_interval: Duration::from_millis(positive(
-            "usage.flush_interval_ms",
-            file.flush_interval_ms.unwrap_or(200),
-        )?),
-        retention_days: match file.retention_days {
-            Some(0) => None,
-            Some(days) => Some(days),
-            None => Some(180),
-        },
-        store_content: file.store_content.unwrap_or(false),
-        drain_timeout: Duration::from_secs(file.drain_timeout_secs.unwrap_or(30)),
-        memory_rows: positive("usage.memory_rows", file.memory_rows.unwrap_or(10_000))?,
-        on_journal_full: file.on_journal_full.unwrap_or_default(),
-    })
 }
 
 fn validate_prices(prices: Vec<PriceEntry>) -> Result<Vec<PriceEntry>, ConfigError> {
