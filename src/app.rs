@@ -56,7 +56,7 @@ impl App {
                 .context("cannot apply the database migrations")?;
         }
         let keys = Arc::new(KeyCache::new(db.clone()));
-        let count = keys.reload(&db).await.context("cannot load the API keys")?;
+        keys.reload(&db).await.context("cannot load the API keys")?;
         let zhipu = ZhipuClient::new(&config.zhipu, &config.images)
             .context("cannot build the upstream HTTP client")?;
         let metrics = metrics_handle();
@@ -136,7 +136,6 @@ impl App {
             ));
             (task, stop)
         });
-        tracing::info!(keys = count, database = state.db.backend(), "gateway ready");
         Ok(Self {
             listener,
             state,
@@ -167,6 +166,11 @@ impl App {
         } = self;
         let shutdown = state.shutdown.clone();
         let grace = state.config.server.shutdown_grace;
+        tracing::info!(
+            keys = state.keys.len(),
+            database = state.db.backend(),
+            "gateway ready"
+        );
         tokio::spawn({
             let shutdown = shutdown.clone();
             async move {

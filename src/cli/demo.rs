@@ -75,14 +75,22 @@ fn print_banner(addr: SocketAddr, database: &str, key: &str) {
     ));
     say(format_args!(""));
     say(format_args!(
-        "Or with the OpenAI Python SDK (pip install openai):"
+        "Or with the OpenAI Python SDK (pip install openai): paste these lines into python3"
     ));
-    say(format_args!("  from openai import OpenAI"));
+    say(format_args!("from openai import OpenAI"));
     say(format_args!(
-        "  client = OpenAI(base_url=\"{url}/v1\", api_key=\"{key}\")"
+        "client = OpenAI(base_url=\"{url}/v1\", api_key=\"{key}\")"
     ));
     say(format_args!(
-        "  print(client.chat.completions.create(model=\"gpt-4o\", messages=[{{\"role\": \"user\", \"content\": \"Hello!\"}}]).choices[0].message.content)"
+        "print(client.chat.completions.create(model=\"gpt-4o\", messages=[{{\"role\": \"user\", \"content\": \"Hello!\"}}]).choices[0].message.content)"
+    ));
+    say(format_args!(
+        "print(client.responses.create(model=\"gpt-4o\", input=\"Hello from the Responses API!\").output_text)"
+    ));
+    say(format_args!(""));
+    say(format_args!(
+        "The emulator calls a tool when you name it, answers JSON in json_object mode, and takes \
+         directives such as #slow 500 or #error 1302 (glm-gateway demo --help lists them)."
     ));
     say(format_args!(""));
     say(format_args!("Press Ctrl-C to stop."));

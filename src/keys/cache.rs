@@ -190,6 +190,15 @@ impl KeyCache {
         found
     }
 
+    /// How many keys are held.
+    pub fn len(&self) -> usize {
+        self.keys.load().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Milliseconds since the last successful reload, `None` before the first.
     pub fn staleness_ms(&self) -> Option<i64> {
         let last = self.last_reload_ms.load(Ordering::Relaxed);

@@ -16,6 +16,7 @@ use crate::keys::ApiKey;
 use crate::openai::{from_glm, to_glm, ChatCompletionRequest, GlmChatRequest};
 use crate::relay::relay_sse;
 use crate::state::AppState;
+use crate::upstream::zhipu_error::name_the_model;
 use crate::upstream::UpstreamResponse;
 use crate::usage::{Prompt, Tap, UsageTicket};
 
@@ -26,6 +27,8 @@ pub async fn chat_completions(
     OpenAiJson(request): OpenAiJson<ChatCompletionRequest>,
 ) -> ApiResult<Response> {
     let model = authorize_model(&state, &key, &ticket, &request.model)?;
+    let requested = request.model.clone();
+    let named = |error| name_the_model(error, &requested);
     let mut glm = to_glm(request, &model, ticket.request_id())?;
     let switches = glm.settle_emulation(&state.config.emulation);
     let prompt = Prompt::chat(glm.body.get("messages"), ticket.keeps_text());
@@ -36,13 +39,14 @@ pub async fn chat_completions(
         .zhipu
         .post_json("/chat/completions", &glm.body, glm.stream);
     let (mut response, checked) = if glm.stream {
-        let upstream = upstream.await?.expect_event_stream().await?;
+        let upstream = upstream.await.map_err(named)?.expect_event_stream().await?;
         let options = state.relay_options(glm.include_usage);
         let translator = options.chat();
         let relayed = relay_sse(upstream, translator, options, &state.tasks, &ticket);
         (relayed, None)
     } else {
-        plain_answer(&state, &glm, switches, upstream.await?, &ticket).await?
+        let upstream = upstream.await.map_err(named)?;
+        plain_answer(&state, &glm, switches, upstream, &ticket).await?
     };
     if let Some(promise) = &glm.emulation {
         mark(&mut response, &ticket, promise, checked);

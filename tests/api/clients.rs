@@ -261,7 +261,27 @@ async fn structured_output_and_forced_tools_reach_glm_rewritten(backend: Backend
     app.shutdown().await;
 }
 
+async fn an_unknown_model_is_named_in_english(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let key = app.key().await;
+    let body = json!({"model": "made-up-model", "messages": [{"role": "user", "content": "hi"}]});
+    let response = app.chat(&key, body).await;
+    assert_eq!(response.status(), 404);
+    let error = error_of(response).await;
+    assert_eq!(error["code"], "model_not_found");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(
+            "The model `made-up-model` does not exist or you do not have access to it."
+        ),
+        "{message}"
+    );
+    assert!(message.contains("(zhipu code 1211"), "{message}");
+    app.shutdown().await;
+}
+
 on_both_backends!(
+    an_unknown_model_is_named_in_english,
     upstream_errors_read_in_english_with_zhipu_words_at_the_end,
     structured_output_and_forced_tools_reach_glm_rewritten,
     a_key_inserted_by_another_process_works_at_once,

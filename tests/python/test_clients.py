@@ -152,22 +152,22 @@ def test_a_key_made_on_the_command_line_works_within_50_ms(gateway, gateway_env)
 
 
 def demo_snippet(lines):
-    """The Python lines the demo banner prints under its "OpenAI Python SDK" heading, dedented."""
+    """The Python lines the demo banner prints under its "OpenAI Python SDK" heading, as printed:
+    they must run pasted as they are (no indentation to strip)."""
     start = next(i for i, line in enumerate(lines) if "Python SDK" in line) + 1
     snippet = []
     for line in lines[start:]:
         if not line.strip():
             break
         snippet.append(line)
-    indent = min(len(line) - len(line.lstrip()) for line in snippet)
-    return "\n".join(line[indent:] for line in snippet) + "\n"
+    return "\n".join(snippet) + "\n"
 
 
 def test_the_demo_snippet_runs_as_printed(tmp_path):
     folder = tmp_path / "empty"
     folder.mkdir()
     demo = subprocess.Popen(
-        [BIN, "demo", "--listen", "127.0.0.1:0"], cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        [BIN, "demo", "--listen", "127.0.0.1:0"], cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True, env={k: v for k, v in os.environ.items() if not k.startswith(("GLM_GATEWAY_", "ZHIPU"))},
     )
     try:
@@ -184,9 +184,12 @@ def test_the_demo_snippet_runs_as_printed(tmp_path):
             [sys.executable, str(script)], cwd=folder, capture_output=True, text=True, timeout=60
         )
         assert ran.returncode == 0, f"{snippet}\n{ran.stderr}"
-        assert ran.stdout.strip(), snippet
+        answers = ran.stdout.strip().splitlines()
+        assert len(answers) == 2 and all(answers), snippet  # chat, then the Responses API
     finally:
         demo.terminate()
         demo.wait(timeout=15)
     assert demo.returncode == 0
+    log = demo.stderr.read()
+    assert "keys=1" in log and "keys=0" not in log, log
     assert list(folder.iterdir()) == [], "the demo keeps its files out of the folder it runs in"
