@@ -10,6 +10,19 @@ mod responses;
 /// base64 images cannot make a row (and a batch of them) huge.
 pub const MAX_CONTENT_BYTES: usize = 64 * 1024;
 
+const CHAT_USAGE: [&str; 4] = [
+    "/prompt_tokens",
+    "/completion_tokens",
+    "/total_tokens",
+    "/prompt_tokens_details/cached_tokens",
+];
+const RESPONSES_USAGE: [&str; 4] = [
+    "/input_tokens",
+    "/output_tokens",
+    "/total_tokens",
+    "/input_tokens_details/cached_tokens",
+];
+
 /// Token counts as the upstream reports them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TokenUsage {
@@ -20,11 +33,21 @@ pub struct TokenUsage {
 }
 
 impl TokenUsage {
-    /// Reads an OpenAI/Zhipu `usage` object; `None` when it has no token counts.
+    /// Reads a chat (or embeddings) `usage` object; `None` when it has no token counts.
     pub fn from_value(usage: &Value) -> Option<Self> {
+        Self::read(usage, CHAT_USAGE)
+    }
+
+    /// Reads a Responses `usage` object (`input_tokens`, `output_tokens`, …).
+    pub fn from_responses(usage: &Value) -> Option<Self> {
+        Self::read(usage, RESPONSES_USAGE)
+    }
+
+    /// `names`: where the prompt, completion, total and cached counts are.
+    fn read(usage: &Value, names: [&str; 4]) -> Option<Self> {
         let count = |pointer: &str| usage.pointer(pointer).and_then(Value::as_i64);
-        let prompt = count("/prompt_tokens");
-        let completion = count("/completion_tokens");
+        let [prompt, completion, total, cached] = names;
+        let (prompt, completion) = (count(prompt), count(completion));
         if prompt.is_none() && completion.is_none() {
             return None;
         }
@@ -32,8 +55,8 @@ impl TokenUsage {
         Some(Self {
             prompt,
             completion,
-            total: count("/total_tokens").unwrap_or(prompt + completion),
-            cached: count("/prompt_tokens_details/cached_tokens").unwrap_or(0),
+            total: count(total).unwrap_or(prompt + completion),
+            cached: count(cached).unwrap_or(0),
         })
     }
 

@@ -4,7 +4,6 @@
 use axum::http::StatusCode;
 use std::sync::atomic::AtomicUsize;
 
-use axum::body::Body;
 use axum::middleware::from_fn_with_state;
 use axum::routing::get;
 use axum::Router;
@@ -12,8 +11,6 @@ use tower::ServiceExt;
 
 use super::*;
 use crate::config::OnJournalFull;
-use crate::keys::hash_secret;
-use crate::store::KeyRecord;
 use crate::usage::journal::tests::{bounded, event, unwritable};
 
 static HANDLED: AtomicUsize = AtomicUsize::new(0);
@@ -24,28 +21,7 @@ async fn handler() -> &'static str {
 }
 
 fn request() -> Request {
-    let record = KeyRecord {
-        id: "k1".into(),
-        name: "n".into(),
-        team: "t".into(),
-        secret_hash: hash_secret("s"),
-        models: None,
-        rpm: None,
-        tpm: None,
-        token_budget: None,
-        cost_budget: None,
-        budget_period: "none".into(),
-        expires_at: None,
-        created_at: Utc::now(),
-        revoked_at: None,
-    };
-    let mut request = Request::new(Body::empty());
-    *request.uri_mut() = "/v1/models".parse().unwrap();
-    request
-        .extensions_mut()
-        .insert(Arc::new(ApiKey::from_record(&record).unwrap()));
-    request.extensions_mut().insert(RequestId::generate());
-    request
+    super::tests::keyed_request("/v1/models")
 }
 
 #[tokio::test]

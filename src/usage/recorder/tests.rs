@@ -8,6 +8,32 @@ use super::*;
 use crate::keys::hash_secret;
 use crate::store::KeyRecord;
 
+/// A request to `path` as `require_api_key` and `observe` leave it: with a key and an id.
+pub(super) fn keyed_request(path: &str) -> Request {
+    let record = KeyRecord {
+        id: "k1".into(),
+        name: "n".into(),
+        team: "t".into(),
+        secret_hash: hash_secret("s"),
+        models: None,
+        rpm: None,
+        tpm: None,
+        token_budget: None,
+        cost_budget: None,
+        budget_period: "none".into(),
+        expires_at: None,
+        created_at: Utc::now(),
+        revoked_at: None,
+    };
+    let mut request = Request::new(Body::empty());
+    *request.uri_mut() = path.parse().unwrap();
+    request
+        .extensions_mut()
+        .insert(Arc::new(ApiKey::from_record(&record).unwrap()));
+    request.extensions_mut().insert(RequestId::generate());
+    request
+}
+
 /// The rows a journal folder holds, read back from its segment files.
 fn journal_rows(dir: &std::path::Path) -> Vec<UsageEvent> {
     let mut rows = Vec::new();
@@ -33,28 +59,10 @@ async fn a_panicking_handler_is_recorded_as_the_500_the_client_gets() {
     let app = Router::new()
         .route("/v1/chat/completions", get(boom))
         .route_layer(from_fn_with_state(ledger, track_usage));
-    let record = KeyRecord {
-        id: "k1".into(),
-        name: "n".into(),
-        team: "t".into(),
-        secret_hash: hash_secret("s"),
-        models: None,
-        rpm: None,
-        tpm: None,
-        token_budget: None,
-        cost_budget: None,
-        budget_period: "none".into(),
-        expires_at: None,
-        created_at: Utc::now(),
-        revoked_at: None,
-    };
-    let mut request = Request::new(Body::empty());
-    *request.uri_mut() = "/v1/chat/completions".parse().unwrap();
-    request
-        .extensions_mut()
-        .insert(Arc::new(ApiKey::from_record(&record).unwrap()));
-    request.extensions_mut().insert(RequestId::generate());
-    let response = app.oneshot(request).await.unwrap();
+    let response = app
+        .oneshot(keyed_request("/v1/chat/completions"))
+        .await
+        .unwrap();
     assert_eq!(response.status().as_u16(), 500);
     let rows = journal_rows(dir.path());
     assert_eq!(rows.len(), 1);

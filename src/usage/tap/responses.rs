@@ -6,25 +6,6 @@ use serde_json::Value;
 
 use super::{content_chars, Prompt, Tap, TokenUsage};
 
-impl TokenUsage {
-    /// Reads a Responses `usage` object; `None` when it has no token counts.
-    pub fn from_responses(usage: &Value) -> Option<Self> {
-        let count = |pointer: &str| usage.pointer(pointer).and_then(Value::as_i64);
-        let prompt = count("/input_tokens");
-        let completion = count("/output_tokens");
-        if prompt.is_none() && completion.is_none() {
-            return None;
-        }
-        let (prompt, completion) = (prompt.unwrap_or(0), completion.unwrap_or(0));
-        Some(Self {
-            prompt,
-            completion,
-            total: count("/total_tokens").unwrap_or(prompt + completion),
-            cached: count("/input_tokens_details/cached_tokens").unwrap_or(0),
-        })
-    }
-}
-
 impl Prompt {
     /// A Responses request's `instructions` and `input` (a string, or items whose text counts).
     pub fn responses(instructions: Option<&Value>, input: Option<&Value>, keep_text: bool) -> Self {
