@@ -47,7 +47,7 @@ impl App {
     /// Connects, migrates (unless told not to), loads the keys and binds the listener; a port
     /// of 0 picks a free one (see `local_addr`).
     pub async fn build(config: Config, options: BuildOptions) -> anyhow::Result<Self> {
-        let db = Db::connect(&config.database_url)
+        let db = Db::connect(config.database_url.expose())
             .await
             .context("cannot open the database (DATABASE_URL)")?;
         if options.migrate {

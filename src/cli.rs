@@ -145,7 +145,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             open_db(&config).await?;
             say(format_args!(
                 "migrations applied to {}",
-                redact_url(&config.database_url)
+                config.database_url
             ));
             Ok(())
         }
@@ -203,7 +203,7 @@ async fn serve(config: Config, no_migrate: bool) -> anyhow::Result<()> {
 }
 
 async fn open_db(config: &Config) -> anyhow::Result<Db> {
-    let db = Db::connect(&config.database_url)
+    let db = Db::connect(config.database_url.expose())
         .await
         .context("cannot open the database (DATABASE_URL)")?;
     db.migrate()
@@ -328,15 +328,4 @@ fn say(line: std::fmt::Arguments<'_>) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
     let _ = out.flush();
-}
-
-/// A database URL without its password, for messages.
-fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
-    }
 }
