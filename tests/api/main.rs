@@ -18,6 +18,7 @@ mod journal_crash;
 mod ledger;
 mod ledger_sql;
 mod limits;
+mod logs;
 mod operations;
 mod promises;
 mod responses;
