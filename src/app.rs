@@ -128,6 +128,10 @@ impl App {
                 flush_interval: state.config.usage.flush_interval,
                 drain_timeout: state.config.server.shutdown_grace,
             };
+            #[expect(
+                clippy::disallowed_methods,
+                reason = "awaited on its own after the tracker's tasks, so it writes their rows"
+            )]
             let task = tokio::spawn(run_writer(
                 journal,
                 state.db.clone(),
@@ -167,6 +171,10 @@ impl App {
         } = self;
         let shutdown = state.shutdown.clone();
         let grace = state.config.server.shutdown_grace;
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "only waits for the signal; nothing to finish at shutdown"
+        )]
         tokio::spawn({
             let shutdown = shutdown.clone();
             async move {
