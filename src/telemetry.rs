@@ -36,7 +36,16 @@ impl<W: Write> EscapingWriter<W> {
 
 impl<W: Write> Write for EscapingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.write_all(&escape_line(buf, self.keep_esc))?;
+        let body = buf.strip_suffix(b"\n").unwrap_or(buf);
+        // Bytes below 0x80 are whole characters in UTF-8; C1 controls start with 0xC2.
+        let clean = !body.iter().any(|&b| {
+            (b < 0x20 && b != b'\t' && !(self.keep_esc && b == 0x1b)) || b == 0x7f || b == 0xc2
+        });
+        if clean {
+            self.inner.write_all(buf)?;
+        } else {
+            self.inner.write_all(&escape_line(buf, self.keep_esc))?;
+        }
         Ok(buf.len())
     }
 
