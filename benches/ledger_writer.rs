@@ -4,6 +4,11 @@
 //! `cargo bench --bench ledger_writer` (PostgreSQL at `BENCH_POSTGRES`, default the local
 //! server; a fresh database is made), `BENCH_ROWS` (default 200000), `BENCH_BATCH` (500).
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a benchmark's tasks end with the benchmark"
+)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -8,6 +8,11 @@
 //! `BENCH_REQUESTS` (default 5000) and `BENCH_CONCURRENCY` (default 64) tune it;
 //! `BENCH_LIMITS_REDIS=redis://127.0.0.1:6379` keeps the limit counters in Redis.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a benchmark's tasks end with the benchmark"
+)]
+
 use std::time::{Duration, Instant};
 
 use glm_gateway::app::{App, BuildOptions};

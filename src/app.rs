@@ -47,7 +47,7 @@ impl App {
     /// Connects, migrates (unless told not to), loads the keys and binds the listener; a port
     /// of 0 picks a free one (see `local_addr`).
     pub async fn build(config: Config, options: BuildOptions) -> anyhow::Result<Self> {
-        let db = Db::connect(&config.database_url)
+        let db = Db::connect(config.database_url.expose())
             .await
             .context("cannot open the database (DATABASE_URL)")?;
         if options.migrate {
@@ -128,6 +128,10 @@ impl App {
                 flush_interval: state.config.usage.flush_interval,
                 drain_timeout: state.config.server.shutdown_grace,
             };
+            #[expect(
+                clippy::disallowed_methods,
+                reason = "awaited on its own after the tracker's tasks, so it writes their rows"
+            )]
             let task = tokio::spawn(run_writer(
                 journal,
                 state.db.clone(),
@@ -171,6 +175,10 @@ impl App {
             database = state.db.backend(),
             "gateway ready"
         );
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "only waits for the signal; nothing to finish at shutdown"
+        )]
         tokio::spawn({
             let shutdown = shutdown.clone();
             async move {

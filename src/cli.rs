@@ -1,4 +1,4 @@
-//! The command line: `serve`, `demo`, `migrate`, `keys`, `emulator`. Exit status 2 for a bad
+//! The command line: `serve`, `demo`, `migrate`, `keys`, `emulator`, `healthcheck`. Exit status 2 for a bad
 //! setting or usage, 1 for any other failure.
 
 use std::io::Write;
@@ -17,6 +17,7 @@ use crate::keys::update::UpdateKey;
 use crate::store::{parse_day, Db, UsageGroup};
 
 mod demo;
+mod healthcheck;
 mod limits;
 
 #[derive(Debug, Parser)]
@@ -86,6 +87,15 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         chunk_delay_ms: u64,
     },
+    /// Probe a running gateway: exit 0 when it answers 2xx within 2 s, else 1.
+    Healthcheck {
+        /// The URL to GET (default: http://<listen>/healthz, or /readyz with --ready).
+        #[arg(long)]
+        url: Option<String>,
+        /// Probe /readyz instead of /healthz.
+        #[arg(long, conflicts_with = "url")]
+        ready: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,6 +126,9 @@ enum KeysCommand {
 /// Parses the command line, runs the command and maps its outcome to an exit status.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Healthcheck { url, ready } = cli.command {
+        return healthcheck::run(cli.config.as_deref(), url, ready);
+    }
     crate::telemetry::init_logging();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -145,7 +158,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             open_db(&config).await?;
             say(format_args!(
                 "migrations applied to {}",
-                redact_url(&config.database_url)
+                config.database_url
             ));
             Ok(())
         }
@@ -157,6 +170,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             until,
             json,
         } => usage(&config, &by, since, until, json).await,
+        // Handled in `main`, before logging and the runtime start.
+        Command::Healthcheck { .. } => Ok(()),
         Command::Emulator {
             listen,
             api_keys,
@@ -203,7 +218,7 @@ async fn serve(config: Config, no_migrate: bool) -> anyhow::Result<()> {
 }
 
 async fn open_db(config: &Config) -> anyhow::Result<Db> {
-    let db = Db::connect(&config.database_url)
+    let db = Db::connect(config.database_url.expose())
         .await
         .context("cannot open the database (DATABASE_URL)")?;
     db.migrate()
@@ -328,15 +343,4 @@ fn say(line: std::fmt::Arguments<'_>) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
     let _ = out.flush();
-}
-
-/// A database URL without its password, for messages.
-fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
-    }
 }

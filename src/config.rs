@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod database_url;
 mod emulation;
 mod endpoints;
 mod limits;
@@ -18,6 +19,7 @@ mod server;
 mod usage;
 mod zhipu;
 
+pub use database_url::DatabaseUrl;
 pub use emulation::{EmulationConfig, EmulationSwitches};
 pub use endpoints::{EmbeddingsConfig, ImagesConfig};
 pub use limits::{LimitStore, LimitsConfig, StoreErrorPolicy};
@@ -79,7 +81,7 @@ impl ConfigError {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
     pub admin_token: Option<Secret>,
     pub zhipu: ZhipuConfig,
     pub models: ModelMap,
@@ -251,7 +253,7 @@ impl Config {
         zhipu.responses_base_url = responses_base_url;
         Ok(Self {
             listen,
-            database_url,
+            database_url: DatabaseUrl::new(database_url),
             admin_token,
             zhipu,
             models: ModelMap::new(file.models)

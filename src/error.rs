@@ -53,7 +53,7 @@ impl ApiError {
 
     /// 500 with a generic message; the cause is logged here and stays out of the response.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
-        tracing::error!(error = %cause, "internal error");
+        tracing::error!(error = ?cause.to_string(), "internal error");
         Self::new(
             ErrorCode::InternalError,
             "The gateway had an internal error. Please try again.",

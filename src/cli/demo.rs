@@ -40,12 +40,12 @@ pub async fn run(mut config: Config, listen: Option<SocketAddr>) -> anyhow::Resu
     if let Some(listen) = listen {
         config.listen = listen;
     }
-    config.database_url = format!("sqlite://{}", folder.path().join("demo.db").display());
+    config.database_url = format!("sqlite://{}", folder.path().join("demo.db").display()).into();
     config.usage.journal_dir = folder.path().join("journal");
     config.zhipu.api_keys = vec![Secret::new(upstream_key)];
     config.zhipu.base_url = format!("http://{emulator_addr}/api/paas/v4");
     config.zhipu.auth = AuthMode::Jwt;
-    let database = config.database_url.clone();
+    let database = config.database_url.expose().to_owned();
 
     let app = App::build(config, BuildOptions::default()).await?;
     let request = CreateKey {

@@ -118,6 +118,10 @@ pub fn router(config: EmulatorConfig) -> (Router, EmulatorHandle) {
 /// Serves the emulator on `listener` in a spawned task; returns at once.
 pub fn spawn(listener: tokio::net::TcpListener, config: EmulatorConfig) -> EmulatorHandle {
     let (app, handle) = router(config);
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the emulator serves until the process ends; the gateway never waits for it"
+    )]
     tokio::spawn(async move {
         if let Err(err) = axum::serve(listener, app).await {
             tracing::error!(%err, "GLM emulator stopped");

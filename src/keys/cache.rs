@@ -64,7 +64,7 @@ impl KeyCache {
             .filter_map(|record| {
                 let key = ApiKey::from_record(record);
                 if key.is_none() {
-                    tracing::warn!(key_id = %record.id, "skipping an api_keys row that cannot be read");
+                    tracing::warn!(key_id = ?record.id, "skipping an api_keys row that cannot be read");
                 }
                 key.map(|key| (key.id.clone(), Arc::new(key)))
             })

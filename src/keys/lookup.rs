@@ -84,7 +84,7 @@ impl MissLookups {
                     .increment(1);
                 let key = ApiKey::from_record(&record).map(Arc::new);
                 if key.is_none() {
-                    tracing::warn!(key_id = %id, "an api_keys row cannot be read");
+                    tracing::warn!(key_id = ?id, "an api_keys row cannot be read");
                     self.remember_absent(id);
                 }
                 key

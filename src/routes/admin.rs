@@ -50,7 +50,7 @@ pub async fn create(
 ) -> ApiResult<Response> {
     let (created, key) = create_key(&state.db, request).await?;
     state.keys.insert(key);
-    tracing::info!(key_id = %created.view.id, team = %created.view.team, "key created");
+    tracing::info!(key_id = ?created.view.id, team = ?created.view.team, "key created");
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
@@ -80,7 +80,7 @@ pub async fn revoke(
     if let Some(key) = ApiKey::from_record(&record) {
         state.keys.insert(key);
     }
-    tracing::info!(key_id = %id, "key revoked");
+    tracing::info!(key_id = ?id, team = ?record.team, "key revoked");
     Ok(Json(KeyView::from(&record)))
 }
 
@@ -93,7 +93,7 @@ pub async fn update(
 ) -> ApiResult<Json<KeyView>> {
     let (view, key) = update_key(&state.db, &id, request).await?;
     state.keys.insert(key);
-    tracing::info!(key_id = %id, "key limits changed");
+    tracing::info!(key_id = ?id, "key limits changed");
     Ok(Json(view))
 }
 
@@ -105,7 +105,7 @@ pub async fn set_team(
 ) -> ApiResult<Json<TeamView>> {
     let view = store_team(&state.db, &team, request).await?;
     state.limits.set_team(&view.team, TeamBudget::from(&view));
-    tracing::info!(team = %view.team, "team budgets set");
+    tracing::info!(team = ?view.team, "team budgets set");
     Ok(Json(view))
 }
 

@@ -91,9 +91,9 @@ mod tests {
 
     #[derive(Debug, Deserialize)]
     struct Body {
-        #[allow(dead_code)]
+        #[expect(dead_code, reason = "only deserialized")]
         model: String,
-        #[allow(dead_code)]
+        #[expect(dead_code, reason = "only deserialized")]
         nested: Option<Vec<u32>>,
     }
 

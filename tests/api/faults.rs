@@ -77,7 +77,10 @@ async fn requests_are_served_while_the_database_is_down_and_every_row_arrives_af
         direct, via_switch,
         "TEST_DATABASE_URL must point at 127.0.0.1:5432 for this test"
     );
-    let app = spawn_app_with(Backend::Postgres, |config| config.database_url = via_switch).await;
+    let app = spawn_app_with(Backend::Postgres, |config| {
+        config.database_url = via_switch.into()
+    })
+    .await;
     let key = app.key().await;
     let hello = json!({"model": "glm-4.7", "messages": [{"role": "user", "content": "hi"}]});
     let mut ids = Vec::new();

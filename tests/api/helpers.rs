@@ -91,14 +91,15 @@ async fn start_app(database_url: Option<String>, tweak: impl FnOnce(&mut Config)
     )
     .unwrap();
     config.database_url = database_url
-        .unwrap_or_else(|| format!("sqlite://{}", folder.path().join("test.db").display()));
+        .unwrap_or_else(|| format!("sqlite://{}", folder.path().join("test.db").display()))
+        .into();
     config.usage.journal_dir = folder.path().join("journal");
     config.usage.flush_interval = Duration::from_millis(20);
     tweak(&mut config);
     let app = App::build(config, BuildOptions::default()).await.unwrap();
     let base = format!("http://{}", app.local_addr());
     let db = app.state().db.clone();
-    let database_url = app.state().config.database_url.clone();
+    let database_url = app.state().config.database_url.expose().to_owned();
     let stop = CancellationToken::new();
     let server = tokio::spawn(app.run_until(stop.clone().cancelled_owned()));
     TestApp {

@@ -1,7 +1,16 @@
 //! Integration tests: the real gateway over real HTTP, on Postgres and on SQLite, in front of
 //! the GLM emulator, which checks the JWT and rejects what Zhipu rejects.
 
-#![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test fails by panicking"
+)]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests spawn helpers that end with the test"
+)]
 
 mod helpers;
 
@@ -18,6 +27,7 @@ mod journal_crash;
 mod ledger;
 mod ledger_sql;
 mod limits;
+mod logs;
 mod operations;
 mod promises;
 mod responses;

@@ -85,3 +85,54 @@ async fn readiness_names_an_unreachable_upstream(backend: Backend) {
 }
 
 on_both_backends!(readiness_names_an_unreachable_upstream);
+
+/// Runs `glm-gateway healthcheck` with `args` and `listen` as the setting; (exit code, stdout).
+async fn healthcheck(args: &[&str], listen: &str) -> (Option<i32>, String) {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_glm-gateway"))
+        .arg("healthcheck")
+        .args(args)
+        .env("GLM_GATEWAY_LISTEN", listen)
+        .env("GLM_GATEWAY_CONFIG", "/dev/null")
+        .output()
+        .await
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_healthcheck_command_probes_a_running_gateway() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let listen = app.base.trim_start_matches("http://").to_owned();
+
+    let (code, out) = healthcheck(&[], &listen).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(
+        out.starts_with("healthy: ") && out.contains("/healthz"),
+        "{out}"
+    );
+
+    let (code, out) = healthcheck(&["--ready"], &listen).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("/readyz"), "{out}");
+
+    let missing = app.url("/no-such-path");
+    let (code, out) = healthcheck(&["--url", &missing], &listen).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.starts_with("unhealthy: ") && out.contains("404"),
+        "{out}"
+    );
+    app.shutdown().await;
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let (code, out) = healthcheck(&[], &format!("127.0.0.1:{port}")).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.starts_with("unhealthy: "), "{out}");
+}
