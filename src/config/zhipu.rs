@@ -238,7 +238,11 @@ fn model_timeouts(
                 prefix,
                 timeouts: Timeouts {
                     connect: or_default("connect_secs", t.connect_secs, defaults.connect)?,
-                    first_byte: or_default("first_byte_secs", t.first_byte_secs, defaults.first_byte)?,
+                    first_byte: or_default(
+                        "first_byte_secs",
+                        t.first_byte_secs,
+                        defaults.first_byte,
+                    )?,
                     total: or_default("total_secs", t.total_secs, defaults.total)?,
                 },
             })

@@ -29,8 +29,8 @@ pub mod zhipu_error;
 pub use credential::{sign, Credential};
 pub use images::ImageFetcher;
 pub use pool::{verdict, KeyPool, KeyState, KeyStatus, KeyVerdict};
-use retry::{backoff, body_model, classify, retry_body, Retry};
 pub use responses_error::{in_band_error, map_responses_error};
+use retry::{backoff, body_model, classify, retry_body, Retry};
 pub use zhipu_error::{map_zhipu_error, map_zhipu_value};
 
 /// Error bodies are read up to this size; the rest is ignored.
@@ -201,10 +201,7 @@ impl ZhipuClient {
         }
         let body = body.map(Bytes::from);
         let per_model = !self.fallbacks.is_empty() || !self.config.model_timeouts.is_empty();
-        let model = body
-            .as_deref()
-            .filter(|_| per_model)
-            .and_then(body_model);
+        let model = body.as_deref().filter(|_| per_model).and_then(body_model);
         let fallbacks = model
             .as_ref()
             .and_then(|model| self.fallbacks.get(model))
@@ -241,7 +238,12 @@ impl ZhipuClient {
                     retries += 1;
                     metrics::counter!("glm_gateway_upstream_retries_total", "reason" => why.label())
                         .increment(1);
-                    tracing::info!(reason = why.label(), key = credential.id(), model = fallback, "retrying an upstream call");
+                    tracing::info!(
+                        reason = why.label(),
+                        key = credential.id(),
+                        model = fallback,
+                        "retrying an upstream call"
+                    );
                 }
                 let call = Attempt {
                     client: self.client(timeouts.connect),
@@ -299,9 +301,7 @@ impl ZhipuClient {
         } else {
             call.deadline
         };
-        let late = || {
-            ApiError::upstream_timeout("The upstream did not start answering in time.")
-        };
+        let late = || ApiError::upstream_timeout("The upstream did not start answering in time.");
         let response = match tokio::time::timeout_at(first_byte_by, request.send()).await {
             Err(_) => {
                 self.health.failed("no answer in time");
