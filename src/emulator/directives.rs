@@ -29,9 +29,9 @@ Directives: words in the last user message (or the image prompt) of a request to
   #stall              stream two chunks, then send nothing more (keeping the connection)
   #hang               (chat) send the headers, then nothing at all: no first stream chunk
                       (a plain answer never comes)
-  #only-key ID        the faults above strike only calls signed with upstream key ID
+  #only-key ID        (chat) the faults above strike only calls signed with upstream key ID
                       (the part before the dot); calls with other keys are answered normally
-  #once               the faults above strike only the first call with this message text
+  #once               (chat) the faults above strike only the first call with this message text
   #bad-utf8           the second chunk's content holds a byte that is not UTF-8
   #long-line BYTES    after two chunks, one chunk whose data line is BYTES bytes long
   #bad-json           (json_object mode, any user message) answer JSON that breaks the schema,
