@@ -145,8 +145,9 @@ impl ZhipuClient {
     /// POSTs `body` (JSON) to `path` under the base URL and returns the response once its
     /// status is 200; any other status becomes the mapped OpenAI error.
     ///
-    /// For a stream the headers come at once, so `first_byte_timeout` bounds the wait for them;
-    /// a plain answer's headers come only with the whole answer, so only `total_timeout` does.
+    /// For a stream the headers come at once, so the first-byte limit bounds the wait for them
+    /// and for the first bytes; a plain answer's headers come only with the whole answer, so
+    /// only the total limit does. See [`Self::send`] for retries.
     pub async fn post(
         &self,
         path: &str,
@@ -207,7 +208,7 @@ impl ZhipuClient {
             .and_then(|model| self.fallbacks.get(model))
             .map_or(&[][..], Vec::as_slice);
         let deadline = Instant::now() + self.timeouts_for(model.as_deref()).total;
-        let mut last_error = None;
+        let mut last_error: Option<(ApiError, Retry)> = None;
         let mut retries = 0;
         // `None`: the model as sent.
         let models = std::iter::once(None).chain(fallbacks.iter().map(|m| Some(m.as_str())));
@@ -229,7 +230,7 @@ impl ZhipuClient {
                     (Some(body), true) => Some(retry_body(body, fallback)),
                     (body, _) => body.clone(),
                 };
-                if let Some(why) = reason.or(last_error.as_ref().map(|(_, why)| *why)) {
+                if let Some(&(_, why)) = last_error.as_ref() {
                     let wait = backoff(retries);
                     if Instant::now() + wait >= deadline {
                         break;
