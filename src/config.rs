@@ -27,7 +27,7 @@ pub use models::{ModelMap, BUILTIN_MAP, COMMON_OPENAI_MODELS};
 pub use responses::{derive_responses_base, ResponsesConfig};
 pub use secret::Secret;
 pub use usage::{OnJournalFull, UsageConfig};
-pub use zhipu::{AuthMode, ZhipuConfig};
+pub use zhipu::{AuthMode, ModelTimeouts, Timeouts, ZhipuConfig};
 
 use usage::{usage_config, FileUsage};
 use zhipu::{zhipu_config, FileZhipu};

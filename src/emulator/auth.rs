@@ -57,6 +57,19 @@ pub(crate) fn check(keys: &[ApiKey], headers: &HeaderMap, now_ms: i64) -> Result
     check_jwt(keys, token, now_ms)
 }
 
+/// The id of the upstream key an (already checked) `Authorization` header was made with: the
+/// part of a raw key before the dot, or a token's `api_key` claim.
+pub(crate) fn caller_id(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
+    let token = value.strip_prefix("Bearer ").unwrap_or(value).trim();
+    let parts: Vec<&str> = token.split('.').collect();
+    if parts.len() == 3 {
+        let claims = decode_json(parts[1])?;
+        return claims.get("api_key")?.as_str().map(str::to_owned);
+    }
+    token.split_once('.').map(|(id, _)| id.to_owned())
+}
+
 fn check_jwt(keys: &[ApiKey], token: &str, now_ms: i64) -> Result<(), ZhipuError> {
     let invalid = || ZhipuError::from_code(1002);
     let mut parts = token.split('.');

@@ -39,9 +39,19 @@ pub(crate) async fn chat_completions(
             return ZhipuError::from_code(1231).into_response();
         }
     }
-    let directives = Directives::from_messages(request.messages);
+    let mut directives = Directives::from_messages(request.messages);
+    let other_key = directives
+        .only_key
+        .as_ref()
+        .is_some_and(|id| auth::caller_id(&headers).as_ref() != Some(id));
+    if other_key || (directives.once && !shared.first_time(&directives.text)) {
+        directives.spare();
+    }
     if let Some(response) = forced_reply(&directives, uri.path()) {
         return response;
+    }
+    if directives.hang && !request.stream {
+        std::future::pending::<()>().await;
     }
     let answer = answer::plan(&body, request.messages, request.tools, &directives);
     let env = Envelope {
@@ -51,6 +61,9 @@ pub(crate) async fn chat_completions(
     };
     if request.stream {
         let delay = directives.slow.unwrap_or(shared.chunk_delay);
+        if directives.hang {
+            return respond::hang();
+        }
         return respond::stream(env, answer, delay, directives.fault);
     }
     if let Some(delay) = directives.slow {

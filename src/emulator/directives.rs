@@ -27,6 +27,11 @@ Directives: words in the last user message (or the image prompt) of a request to
   #midstream-error    stream two chunks, then an error event (code 1234)
   #cut                stream two chunks, then drop the connection
   #stall              stream two chunks, then send nothing more (keeping the connection)
+  #hang               (chat) send the headers, then nothing at all: no first stream chunk
+                      (a plain answer never comes)
+  #only-key ID        (chat) the faults above strike only calls signed with upstream key ID
+                      (the part before the dot); calls with other keys are answered normally
+  #once               (chat) the faults above strike only the first call with this message text
   #bad-utf8           the second chunk's content holds a byte that is not UTF-8
   #long-line BYTES    after two chunks, one chunk whose data line is BYTES bytes long
   #bad-json           (json_object mode, any user message) answer JSON that breaks the schema,
@@ -81,6 +86,12 @@ pub(crate) struct Directives {
     pub bad_json: Option<BadJson>,
     pub big_image: bool,
     pub slow_image: Option<Duration>,
+    /// Send nothing after the headers.
+    pub hang: bool,
+    /// Faults strike only calls made with this upstream key id.
+    pub only_key: Option<String>,
+    /// Faults strike only the first call with this message text.
+    pub once: bool,
     /// The message text with the directives (and their arguments) removed.
     pub text: String,
 }
@@ -113,6 +124,9 @@ impl Directives {
                 "#midstream-error" => out.fault = Some(StreamFault::MidstreamError),
                 "#cut" => out.fault = Some(StreamFault::Cut),
                 "#stall" => out.fault = Some(StreamFault::Stall),
+                "#hang" => out.hang = true,
+                "#once" => out.once = true,
+                "#only-key" => out.only_key = arg().map(str::to_owned),
                 "#bad-utf8" => out.fault = Some(StreamFault::BadUtf8),
                 "#long-line" => {
                     out.fault = arg()
@@ -138,6 +152,14 @@ impl Directives {
         }
         out.text = words.join(" ");
         out
+    }
+
+    /// Drops the faults (errors, `#http`, stream faults, `#hang`): the call is answered normally.
+    pub(crate) fn spare(&mut self) {
+        self.error = None;
+        self.http = None;
+        self.fault = None;
+        self.hang = false;
     }
 }
 
@@ -189,6 +211,10 @@ mod tests {
         assert_eq!(d.text, "a cat");
         assert!(d.big_image);
         assert_eq!(d.slow_image, Some(Duration::from_millis(20)));
+        let d = Directives::parse("x #only-key k1 #once #hang");
+        assert_eq!(d.text, "x");
+        assert_eq!(d.only_key.as_deref(), Some("k1"));
+        assert!(d.once && d.hang);
         let d = Directives::parse("x #long-line 1000");
         assert_eq!(d.fault, Some(StreamFault::LongLine(1000)));
     }
@@ -221,6 +247,9 @@ mod tests {
             "#midstream-error",
             "#cut",
             "#stall",
+            "#hang",
+            "#only-key",
+            "#once",
             "#bad-utf8",
             "#long-line",
             "#bad-json",

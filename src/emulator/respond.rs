@@ -93,6 +93,16 @@ pub(crate) fn stream(
     response
 }
 
+/// `#hang`: the stream's headers, then nothing, ever.
+pub(crate) fn hang() -> Response {
+    let events = futures_util::stream::pending::<Result<Bytes, io::Error>>();
+    let mut response = Body::from_stream(events).into_response();
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(SSE_CONTENT_TYPE));
+    response
+}
+
 /// What ends a broken stream: an error event, or an error that makes the server drop the
 /// connection without the terminating chunk.
 fn fault_event(fault: StreamFault) -> Result<Bytes, io::Error> {

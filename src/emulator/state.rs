@@ -23,6 +23,8 @@ pub(crate) struct Shared {
     log: Mutex<RequestLog>,
     seen_ids: Mutex<SeenIds>,
     images: Mutex<VecDeque<(String, StoredImage)>>,
+    /// Message texts whose `#once` faults already struck.
+    once: Mutex<SeenIds>,
     /// Responses created with `store: true` on the Response API.
     pub responses: ResponseStore,
 }
@@ -56,6 +58,7 @@ impl Shared {
             log: Mutex::default(),
             seen_ids: Mutex::default(),
             images: Mutex::default(),
+            once: Mutex::default(),
             responses: ResponseStore::default(),
         }
     }
@@ -79,18 +82,27 @@ impl Shared {
 
     /// Remembers `id`; false when it was already seen (Zhipu's 1231).
     pub(crate) fn remember_request_id(&self, id: &str) -> bool {
-        let mut seen = lock(&self.seen_ids);
-        if !seen.set.insert(id.to_owned()) {
-            return false;
-        }
-        seen.order.push_back(id.to_owned());
-        if seen.order.len() > SEEN_IDS_CAPACITY {
-            if let Some(old) = seen.order.pop_front() {
-                seen.set.remove(&old);
-            }
-        }
-        true
+        remember(&mut lock(&self.seen_ids), id)
     }
+
+    /// Remembers a `#once` message text; false when it was already seen.
+    pub(crate) fn first_time(&self, text: &str) -> bool {
+        remember(&mut lock(&self.once), text)
+    }
+}
+
+/// Adds `id` to a bounded set; false when it was already there.
+fn remember(seen: &mut SeenIds, id: &str) -> bool {
+    if !seen.set.insert(id.to_owned()) {
+        return false;
+    }
+    seen.order.push_back(id.to_owned());
+    if seen.order.len() > SEEN_IDS_CAPACITY {
+        if let Some(old) = seen.order.pop_front() {
+            seen.set.remove(&old);
+        }
+    }
+    true
 }
 
 impl Shared {

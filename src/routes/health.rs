@@ -7,6 +7,7 @@ use axum::Json;
 use serde_json::json;
 
 use crate::state::AppState;
+use crate::upstream::KeyState;
 use crate::usage::Journal;
 
 /// Key reloads older than this mean the database is not answering.
@@ -56,8 +57,30 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     } else {
         "degraded"
     };
-    Json(json!({ "status": status, "database": state.db.backend(), "degraded": degraded }))
-        .into_response()
+    Json(json!({
+        "status": status,
+        "database": state.db.backend(),
+        "degraded": degraded,
+        "upstream_keys": upstream_keys(&state),
+    }))
+    .into_response()
+}
+
+/// Each upstream key by its id (never its secret): `ok`, `cooling` (rate-limited) or `out`
+/// (rejected, or without balance), and until when (RFC 3339; `null` when `ok`).
+fn upstream_keys(state: &AppState) -> Vec<serde_json::Value> {
+    state
+        .zhipu
+        .key_statuses()
+        .into_iter()
+        .map(|key| {
+            let until = (key.state != KeyState::Ok)
+                .then(|| chrono::DateTime::from_timestamp_millis(key.until_ms))
+                .flatten()
+                .map(|t| t.to_rfc3339());
+            json!({ "id": key.id, "state": key.state, "until": until })
+        })
+        .collect()
 }
 
 /// What `/readyz` says about the ledger: database writes failing (`ledger`), the journal
@@ -105,6 +128,10 @@ fn ledger_trouble(journal: &Journal, degraded: &mut serde_json::Map<String, serd
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    for key in state.zhipu.key_statuses() {
+        let available = if key.state == KeyState::Ok { 1.0 } else { 0.0 };
+        metrics::gauge!("glm_gateway_upstream_key_available", "key_id" => key.id).set(available);
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

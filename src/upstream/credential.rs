@@ -42,6 +42,11 @@ impl Credential {
         }
     }
 
+    /// The key's id: the part before the dot, which is not secret.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
     /// The value of the upstream `Authorization` header at `now_ms`.
     pub fn authorization(&self, now_ms: i64) -> Result<HeaderValue, jsonwebtoken::errors::Error> {
         match self.mode {

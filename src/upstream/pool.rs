@@ -3,7 +3,7 @@
 //! a key Zhipu rejects (HTTP 401, 1000–1004) or that has no balance left (1113) is taken out
 //! for ten minutes, then tried again (a key may be fixed or topped up meanwhile).
 
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 
 use serde_json::Value;
 
@@ -14,7 +14,27 @@ const REMOVED_MS: i64 = 10 * 60 * 1000;
 
 pub struct KeyPool {
     keys: Vec<(Credential, AtomicI64)>,
+    /// Whether a key's time out of use is a removal (not a cool-down).
+    removed: Vec<AtomicBool>,
     next: AtomicUsize,
+}
+
+/// A key's state, as `/readyz` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyState {
+    Ok,
+    Cooling,
+    Out,
+}
+
+/// One key as `/readyz` and `/metrics` show it: its id (never its secret), its state and until
+/// when (Unix ms; 0 when usable).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyStatus {
+    pub id: String,
+    pub state: KeyState,
+    pub until_ms: i64,
 }
 
 /// What an upstream answer says about the key that was used.
@@ -28,13 +48,70 @@ pub enum KeyVerdict {
 
 impl KeyPool {
     pub fn new(credentials: Vec<Credential>) -> Self {
-        Self {
+        let mut pool = Self {
             keys: credentials
                 .into_iter()
                 .map(|credential| (credential, AtomicI64::new(0)))
                 .collect(),
+            removed: Vec::new(),
             next: AtomicUsize::new(0),
+        };
+        pool.removed = pool.keys.iter().map(|_| AtomicBool::new(false)).collect();
+        pool
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// The key at `index`.
+    pub fn credential(&self, index: usize) -> Option<&Credential> {
+        self.keys.get(index).map(|(credential, _)| credential)
+    }
+
+    /// For a retry: the next usable key in turn that is not in `tried`; failing that, when
+    /// `same_key_ok`, the next usable key in turn even if tried. `None`: no key to retry on.
+    pub fn pick_other(
+        &self,
+        now_ms: i64,
+        tried: &[usize],
+        same_key_ok: bool,
+    ) -> Option<(usize, &Credential)> {
+        let count = self.keys.len();
+        if count == 0 {
+            return None;
         }
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let usable = |index: &usize| self.keys[*index].1.load(Ordering::Relaxed) <= now_ms;
+        let order = || (0..count).map(|offset| (start + offset) % count);
+        let index = order()
+            .filter(usable)
+            .find(|index| !tried.contains(index))
+            .or_else(|| same_key_ok.then(|| order().find(usable)).flatten())?;
+        Some((index, &self.keys[index].0))
+    }
+
+    /// Every key's id and state at `now_ms`.
+    pub fn statuses(&self, now_ms: i64) -> Vec<KeyStatus> {
+        self.keys
+            .iter()
+            .zip(&self.removed)
+            .map(|((credential, until), removed)| {
+                let until_ms = until.load(Ordering::Relaxed);
+                let state = if until_ms <= now_ms {
+                    KeyState::Ok
+                } else if removed.load(Ordering::Relaxed) {
+                    KeyState::Out
+                } else {
+                    KeyState::Cooling
+                };
+                KeyStatus {
+                    id: credential.id().to_owned(),
+                    state,
+                    until_ms: if state == KeyState::Ok { 0 } else { until_ms },
+                }
+            })
+            .collect()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -71,6 +148,13 @@ impl KeyPool {
             KeyVerdict::Remove => REMOVED_MS,
         };
         let previous = until.fetch_max(now_ms + out_for, Ordering::Relaxed);
+        if let Some(removed) = self.removed.get(index) {
+            if verdict == KeyVerdict::Remove {
+                removed.store(true, Ordering::Relaxed);
+            } else if previous <= now_ms {
+                removed.store(false, Ordering::Relaxed);
+            }
+        }
         if previous <= now_ms {
             metrics::counter!("glm_gateway_upstream_key_benched_total").increment(1);
             if verdict == KeyVerdict::Remove {
@@ -102,18 +186,21 @@ pub fn verdict(status: u16, body: &[u8]) -> KeyVerdict {
     if status == 401 {
         return KeyVerdict::Remove;
     }
-    let code = serde_json::from_slice::<Value>(body).ok().and_then(|body| {
-        match body.pointer("/error/code") {
-            Some(Value::String(code)) => code.trim().parse::<u32>().ok(),
-            Some(Value::Number(code)) => code.as_u64().and_then(|c| u32::try_from(c).ok()),
-            _ => None,
-        }
-    });
-    match code {
+    match zhipu_code(body) {
         Some(1000..=1004 | 1113) => KeyVerdict::Remove,
         Some(1302) => KeyVerdict::Cool(1_000),
         Some(1303 | 1305) => KeyVerdict::Cool(5_000),
         _ => KeyVerdict::Fine,
+    }
+}
+
+/// The business code of a Zhipu error body (`{"error":{"code":"1302",…}}`), if any.
+pub fn zhipu_code(body: &[u8]) -> Option<u32> {
+    let body = serde_json::from_slice::<Value>(body).ok()?;
+    match body.pointer("/error/code") {
+        Some(Value::String(code)) => code.trim().parse::<u32>().ok(),
+        Some(Value::Number(code)) => code.as_u64().and_then(|c| u32::try_from(c).ok()),
+        _ => None,
     }
 }
 
@@ -181,5 +268,39 @@ mod tests {
         assert_eq!(pool.usable(61_000), 0);
         assert_eq!(pool.pick(REMOVED_MS + 1).unwrap().0, 0);
         pool.report(0, KeyVerdict::Fine, 0);
+    }
+
+    #[test]
+    fn a_retry_takes_another_usable_key_and_the_same_one_only_when_allowed() {
+        let pool = pool(3);
+        pool.report(2, KeyVerdict::Cool(1_000), 0);
+        for _ in 0..4 {
+            assert_eq!(pool.pick_other(10, &[0], false).unwrap().0, 1);
+        }
+        assert!(pool.pick_other(10, &[0, 1], false).is_none());
+        let same = pool.pick_other(10, &[0, 1], true).unwrap().0;
+        assert!(same == 0 || same == 1, "{same}");
+        assert_eq!(pool.pick_other(1_000, &[0, 1], false).unwrap().0, 2);
+    }
+
+    #[test]
+    fn statuses_name_the_key_and_tell_cooling_from_out() {
+        let pool = pool(3);
+        pool.report(1, KeyVerdict::Cool(1_000), 0);
+        pool.report(2, KeyVerdict::Remove, 0);
+        let states: Vec<(String, KeyState, i64)> = pool
+            .statuses(10)
+            .into_iter()
+            .map(|s| (s.id, s.state, s.until_ms))
+            .collect();
+        assert_eq!(
+            states,
+            vec![
+                ("id0".to_owned(), KeyState::Ok, 0),
+                ("id1".to_owned(), KeyState::Cooling, 1_000),
+                ("id2".to_owned(), KeyState::Out, REMOVED_MS),
+            ]
+        );
+        assert_eq!(pool.statuses(REMOVED_MS)[2].state, KeyState::Ok);
     }
 }

@@ -32,3 +32,4 @@ mod operations;
 mod promises;
 mod responses;
 mod upstream_keys;
+mod upstream_retry;
