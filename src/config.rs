@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
 use serde::Deserialize;
 
 mod database_url;
@@ -33,6 +35,8 @@ use usage::{usage_config, FileUsage};
 use zhipu::{zhipu_config, FileZhipu};
 
 pub const DEFAULT_CONFIG_PATH: &str = "config/gateway.toml";
+/// Settings from the environment: `GLM_GATEWAY_<SECTION>__<KEY>`.
+const ENV_PREFIX: &str = "GLM_GATEWAY_";
 const DEFAULT_BASE_URL: &str = "https://open.bigmodel.cn/api/paas/v4";
 
 /// The GLM models `/v1/models` lists besides the aliases, when the file names none.
@@ -183,27 +187,22 @@ struct FileServer {
 impl Config {
     /// Reads the file (explicit `path`, else `GLM_GATEWAY_CONFIG`, else `config/gateway.toml`
     /// when it exists), applies the environment and validates.
+    /// Every `[section] key` can also come from `GLM_GATEWAY_<SECTION>__<KEY>` (nested tables
+    /// with more `__`), on top of the file.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        Self::load_with(path, &|name| {
-            std::env::var(name).ok().filter(|v| !v.is_empty())
-        })
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let sections = Env::prefixed(ENV_PREFIX)
+            .filter(|key| key.as_str().contains("__"))
+            .split("__");
+        Self::from_parts(read_layers(path, &env, Some(sections))?, &env)
     }
 
+    /// `load` with the named variables from `env`, and no `GLM_GATEWAY_<SECTION>__<KEY>` layer.
     pub fn load_with(
         path: Option<&Path>,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let explicit = path
-            .map(Path::to_path_buf)
-            .or_else(|| env("GLM_GATEWAY_CONFIG").map(PathBuf::from));
-        let file = match explicit {
-            Some(path) => read_file(&path)?,
-            None if Path::new(DEFAULT_CONFIG_PATH).exists() => {
-                read_file(Path::new(DEFAULT_CONFIG_PATH))?
-            }
-            None => FileConfig::default(),
-        };
-        Self::from_parts(file, env)
+        Self::from_parts(read_layers(path, env, None)?, env)
     }
 
     /// Parses a TOML document as the file would be, for tests and the demo.
@@ -299,14 +298,48 @@ fn positive<T: PartialOrd + Default>(setting: &str, value: T) -> Result<T, Confi
     }
 }
 
-fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigError::new(
-            "config (--config, GLM_GATEWAY_CONFIG)",
-            format!("cannot read {}: {e}", path.display()),
-        )
-    })?;
-    parse_file(&text, &path.display().to_string())
+/// The file (`path`, else `GLM_GATEWAY_CONFIG`, else the default path when it exists) and,
+/// on top, the `GLM_GATEWAY_<SECTION>__<KEY>` variables.
+fn read_layers(
+    path: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+    sections: Option<Env>,
+) -> Result<FileConfig, ConfigError> {
+    let explicit = path
+        .map(Path::to_path_buf)
+        .or_else(|| env("GLM_GATEWAY_CONFIG").map(PathBuf::from));
+    let path = explicit.or_else(|| {
+        let default = PathBuf::from(DEFAULT_CONFIG_PATH);
+        default.exists().then_some(default)
+    });
+    let (text, origin) = match &path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::new(
+                    "config (--config, GLM_GATEWAY_CONFIG)",
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            (text, path.display().to_string())
+        }
+        None => (String::new(), "config".to_owned()),
+    };
+    let Some(sections) = sections else {
+        return parse_file(&text, &origin);
+    };
+    // The file alone first, so its own mistakes are reported as before.
+    parse_file(&text, &origin)?;
+    Figment::from(Toml::string(&text))
+        .merge(sections)
+        .extract()
+        .map_err(|e| {
+            let setting = e.path.join(".");
+            let source = e
+                .metadata
+                .as_ref()
+                .map_or_else(|| origin.clone(), |m| m.name.to_string());
+            ConfigError::new(format!("{setting} (from {source})"), e.kind.to_string())
+        })
 }
 
 fn parse_file(text: &str, origin: &str) -> Result<FileConfig, ConfigError> {

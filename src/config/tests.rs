@@ -192,3 +192,39 @@ fn emulation_rejects_unknown_keys_and_silly_values() {
         );
     }
 }
+
+#[test]
+fn every_section_setting_can_come_from_the_environment_over_the_file() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file(
+            "gateway.toml",
+            "[usage]\nbatch_size = 100\nstore_content = false\n",
+        )?;
+        jail.set_env("GLM_GATEWAY_USAGE__BATCH_SIZE", "7");
+        jail.set_env("GLM_GATEWAY_USAGE__STORE_CONTENT", "true");
+        jail.set_env("GLM_GATEWAY_EMULATION__REPAIR_ATTEMPTS", "0");
+        jail.set_env("GLM_GATEWAY_SERVER__MAX_IN_FLIGHT", "9");
+        let config = Config::load(Some(Path::new("gateway.toml"))).map_err(|e| e.to_string())?;
+        assert_eq!(config.usage.batch_size, 7);
+        assert!(config.usage.store_content);
+        assert_eq!(config.emulation.for_model("glm-4.7").repair_attempts, 0);
+        assert_eq!(config.server.max_in_flight, 9);
+        Ok(())
+    });
+}
+
+#[test]
+fn a_bad_setting_from_the_environment_names_its_variable() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file("gateway.toml", "")?;
+        jail.set_env("GLM_GATEWAY_USAGE__BATCH_SIZE", "many");
+        let error = Config::load(Some(Path::new("gateway.toml"))).unwrap_err();
+        assert!(error.setting.contains("usage.batch_size"), "{error}");
+        assert!(error.setting.contains("GLM_GATEWAY_"), "{error}");
+        jail.set_env("GLM_GATEWAY_USAGE__BATCH_SIZE", "5");
+        jail.set_env("GLM_GATEWAY_NOSUCH__KEY", "1");
+        let error = Config::load(Some(Path::new("gateway.toml"))).unwrap_err();
+        assert!(error.to_string().contains("nosuch"), "{error}");
+        Ok(())
+    });
+}
