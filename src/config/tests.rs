@@ -194,6 +194,10 @@ fn emulation_rejects_unknown_keys_and_silly_values() {
 }
 
 #[test]
+#[expect(
+    clippy::result_large_err,
+    reason = "figment::Jail fixes the closure's error type"
+)]
 fn every_section_setting_can_come_from_the_environment_over_the_file() {
     figment::Jail::expect_with(|jail| {
         jail.create_file(
@@ -214,6 +218,10 @@ fn every_section_setting_can_come_from_the_environment_over_the_file() {
 }
 
 #[test]
+#[expect(
+    clippy::result_large_err,
+    reason = "figment::Jail fixes the closure's error type"
+)]
 fn a_bad_setting_from_the_environment_names_its_variable() {
     figment::Jail::expect_with(|jail| {
         jail.create_file("gateway.toml", "")?;
