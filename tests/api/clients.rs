@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use glm_gateway::config::Config;
 use glm_gateway::keys::generate;
-use glm_gateway::store::{Db, NewKey};
+use glm_gateway::store::Db;
 use serde_json::{json, Value};
 
 use crate::helpers::{error_of, spawn_app, spawn_app_with, Backend, TestApp};
@@ -48,19 +48,12 @@ async fn a_key_inserted_by_another_process_works_at_once(backend: Backend) {
     let other = Db::connect(&app.database_url).await.unwrap();
     let generated = generate();
     other
-        .insert_key(&NewKey {
-            id: generated.id.clone(),
-            name: "elsewhere".into(),
-            team: "t".into(),
-            secret_hash: generated.secret_hash.clone(),
-            models: None,
-            rpm: None,
-            tpm: None,
-            token_budget: None,
-            cost_budget: None,
-            budget_period: "none".into(),
-            expires_at: None,
-        })
+        .insert_key(&crate::helpers::plain_key(
+            &generated.id,
+            "elsewhere",
+            "t",
+            &generated.secret_hash,
+        ))
         .await
         .unwrap();
     app.get_text("/healthz").await; // the connection is open before the clock starts

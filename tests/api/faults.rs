@@ -165,15 +165,7 @@ async fn start_gateway(env: &[(&str, String)], config: &std::path::Path) -> (Chi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_a_burst_loses_no_completed_request_and_duplicates_none() {
     let folder = tempfile::tempdir().unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let upstream = format!("http://{}/api/paas/v4", listener.local_addr().unwrap());
-    glm_gateway::emulator::spawn(
-        listener,
-        glm_gateway::emulator::EmulatorConfig {
-            api_keys: vec![UPSTREAM_KEY.into()],
-            chunk_delay: Duration::from_millis(5),
-        },
-    );
+    let upstream = crate::helpers::spawn_emulator(Duration::from_millis(5)).await;
     let database_url = fresh_postgres_database().await;
     let env = [
         ("DATABASE_URL", database_url.clone()),

@@ -310,3 +310,39 @@ pub fn request_id(response: &reqwest::Response) -> String {
         .unwrap()
         .to_owned()
 }
+
+/// The emulator alone on port 0, for tests that run the real binary; returns its base URL.
+pub async fn spawn_emulator(chunk_delay: Duration) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = format!("http://{}/api/paas/v4", listener.local_addr().unwrap());
+    emulator::spawn(
+        listener,
+        EmulatorConfig {
+            api_keys: vec![UPSTREAM_KEY.into()],
+            chunk_delay,
+        },
+    );
+    upstream
+}
+
+/// A key row without limits, as `keys create` would store it.
+pub fn plain_key(
+    id: &str,
+    name: &str,
+    team: &str,
+    secret_hash: &str,
+) -> glm_gateway::store::NewKey {
+    glm_gateway::store::NewKey {
+        id: id.into(),
+        name: name.into(),
+        team: team.into(),
+        secret_hash: secret_hash.into(),
+        models: None,
+        rpm: None,
+        tpm: None,
+        token_budget: None,
+        cost_budget: None,
+        budget_period: "none".into(),
+        expires_at: None,
+    }
+}

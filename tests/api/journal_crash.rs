@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 
 use crate::helpers::{fresh_postgres_database, request_id, usage_rows, ADMIN_TOKEN, UPSTREAM_KEY};
@@ -83,15 +82,7 @@ async fn kill_9_with_the_journal_on_a_full_disk_loses_at_most_the_rows_in_memory
         return;
     };
     let folder = tempfile::tempdir().unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let upstream = format!("http://{}/api/paas/v4", listener.local_addr().unwrap());
-    glm_gateway::emulator::spawn(
-        listener,
-        glm_gateway::emulator::EmulatorConfig {
-            api_keys: vec![UPSTREAM_KEY.into()],
-            chunk_delay: Duration::from_millis(2),
-        },
-    );
+    let upstream = crate::helpers::spawn_emulator(Duration::from_millis(2)).await;
     let database_url = fresh_postgres_database().await;
     let env = [
         ("DATABASE_URL", database_url.clone()),

@@ -2,7 +2,7 @@
 //! `usage_daily`, summaries, partitions, retention, and every query of `docs/dashboards.md`.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use glm_gateway::store::{Db, NewKey, UsageGroup};
+use glm_gateway::store::{Db, UsageGroup};
 use glm_gateway::usage::{UsageEvent, UsageSource};
 use serde_json::{json, Value};
 use sqlx::{Row, TypeInfo, ValueRef};
@@ -556,21 +556,9 @@ async fn every_dashboard_query_answers_on_both_backends() {
     for t in both().await {
         let db = &t.db;
         for (id, name, team) in [("k1", "ci-bot", "alpha"), ("k2", "search", "alpha")] {
-            db.insert_key(&NewKey {
-                id: id.into(),
-                name: name.into(),
-                team: team.into(),
-                secret_hash: "0".repeat(64),
-                models: None,
-                rpm: None,
-                tpm: None,
-                token_budget: None,
-                cost_budget: None,
-                budget_period: "none".into(),
-                expires_at: None,
-            })
-            .await
-            .unwrap();
+            db.insert_key(&crate::helpers::plain_key(id, name, team, &"0".repeat(64)))
+                .await
+                .unwrap();
         }
         db.insert_usage(&fixture()).await.unwrap();
         for (i, (sql, expected)) in queries.iter().zip(expected).enumerate() {

@@ -4,10 +4,9 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use glm_gateway::store::{Db, NewKey};
+use glm_gateway::store::Db;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::net::TcpListener;
 use tokio::process::Command;
 
 use crate::helpers::{ADMIN_TOKEN, UPSTREAM_KEY};
@@ -18,34 +17,19 @@ const FORGED_TEAM_IN_PATH: &str = "t%0D%0AFAKE%20ERROR%20line%1B%5B31m%00";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_characters_in_client_text_never_reach_the_log_raw() {
     let folder = tempfile::tempdir().unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let upstream = format!("http://{}/api/paas/v4", listener.local_addr().unwrap());
-    glm_gateway::emulator::spawn(
-        listener,
-        glm_gateway::emulator::EmulatorConfig {
-            api_keys: vec![UPSTREAM_KEY.into()],
-            chunk_delay: Duration::from_millis(1),
-        },
-    );
+    let upstream = crate::helpers::spawn_emulator(Duration::from_millis(1)).await;
     // The admin API refuses such a team, so the row is written the way an old or hand-edited
     // database would hold it.
     let database_url = format!("sqlite://{}", folder.path().join("gateway.db").display());
     let db = Db::connect(&database_url).await.unwrap();
     db.migrate().await.unwrap();
     let generated = glm_gateway::keys::generate();
-    db.insert_key(&NewKey {
-        id: generated.id.clone(),
-        name: "forged\r\nFAKE name".into(),
-        team: FORGED_TEAM.into(),
-        secret_hash: generated.secret_hash,
-        models: None,
-        rpm: None,
-        tpm: None,
-        token_budget: None,
-        cost_budget: None,
-        budget_period: "none".into(),
-        expires_at: None,
-    })
+    db.insert_key(&crate::helpers::plain_key(
+        &generated.id,
+        "forged\r\nFAKE name",
+        FORGED_TEAM,
+        &generated.secret_hash,
+    ))
     .await
     .unwrap();
     db.close().await;
