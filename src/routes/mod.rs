@@ -14,6 +14,8 @@
 //!    and the 405 for a wrong method too (so it needs a key and leaves a row); `/admin/*`
 //!    routes: `require_admin`. Unknown paths and methods answer OpenAI-shaped 404 / 405; path
 //!    segments that do not decode answer 400 (`OpenAiPath`).
+//! 6. In each model handler, `authorize`: the key's model allowlist, then its and its team's
+//!    limits and budgets (a refusal is a 429 that still leaves its row).
 
 use std::any::Any;
 use std::sync::Arc;
