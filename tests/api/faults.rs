@@ -141,7 +141,10 @@ async fn requests_are_served_while_the_database_is_down_and_every_row_arrives_af
 }
 
 /// The real binary, started with `serve`; returns it and its URL.
-async fn start_gateway(env: &[(&str, String)], config: &std::path::Path) -> (Child, String) {
+pub(crate) async fn start_gateway(
+    env: &[(&str, String)],
+    config: &std::path::Path,
+) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_glm-gateway"))
         .arg("--config")
         .arg(config)
@@ -266,7 +269,8 @@ async fn kill_9_during_a_burst_loses_no_completed_request_and_duplicates_none() 
     restarted.start_kill().unwrap();
 }
 
-fn stray_row(id: &str, cost: f64) -> glm_gateway::usage::UsageEvent {
+/// A row that did not come through a request, for tests that put rows in by hand.
+pub(crate) fn stray_row(id: &str, cost: Option<f64>) -> glm_gateway::usage::UsageEvent {
     glm_gateway::usage::UsageEvent {
         request_id: id.into(),
         created_at: chrono::Utc::now(),
@@ -286,7 +290,7 @@ fn stray_row(id: &str, cost: f64) -> glm_gateway::usage::UsageEvent {
         latency_ms: 1,
         usage_source: glm_gateway::usage::UsageSource::Upstream,
         client_disconnected: false,
-        cost: Some(cost),
+        cost,
         prompt_text: None,
         emulated: None,
         completion_text: None,
@@ -300,10 +304,10 @@ async fn a_row_the_database_refuses_is_set_aside_and_holds_nothing_up() {
     let journal_dir = folder.path().join("journal");
     {
         let journal = glm_gateway::usage::Journal::open(&journal_dir).unwrap();
-        journal.append(&stray_row("before", 0.5));
+        journal.append(&stray_row("before", Some(0.5)));
         // NUMERIC(20,10) holds less than 10^10: Postgres refuses this row for what it is.
-        journal.append(&stray_row("refused", 1e15));
-        journal.append(&stray_row("after", 0.5));
+        journal.append(&stray_row("refused", Some(1e15)));
+        journal.append(&stray_row("after", Some(0.5)));
     }
     let app = spawn_app_with(Backend::Postgres, |config| {
         config.usage.journal_dir = journal_dir.clone()

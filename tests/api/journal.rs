@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 
 use glm_gateway::config::OnJournalFull;
 use glm_gateway::store::Db;
-use glm_gateway::usage::{Journal, JournalOptions, UsageEvent, UsageSource, FOREIGN_DIR, ID_FILE};
+use glm_gateway::usage::{Journal, JournalOptions, FOREIGN_DIR, ID_FILE};
 use serde_json::{json, Value};
 use sqlx::Connection;
 
+use crate::faults::stray_row;
 use crate::helpers::{
     error_of, fresh_postgres_database, spawn_app_with, usage_rows, wait_for_rows, Backend, TestApp,
 };
@@ -194,33 +195,6 @@ async fn past_the_memory_bound_the_refuse_policy_answers_503_until_the_database_
     app.shutdown().await;
 }
 
-fn stray_row(id: &str) -> UsageEvent {
-    UsageEvent {
-        request_id: id.into(),
-        created_at: chrono::Utc::now(),
-        api_key_id: "k".into(),
-        team: "t".into(),
-        endpoint: "chat".into(),
-        requested_model: Some("glm-4.7".into()),
-        upstream_model: Some("glm-4.7".into()),
-        streamed: false,
-        status_code: 200,
-        error_code: None,
-        prompt_tokens: 1,
-        completion_tokens: 1,
-        total_tokens: 2,
-        cached_tokens: 0,
-        image_count: 0,
-        latency_ms: 1,
-        usage_source: UsageSource::Upstream,
-        client_disconnected: false,
-        cost: None,
-        emulated: None,
-        prompt_text: None,
-        completion_text: None,
-    }
-}
-
 /// DATABASE_URL changes between runs while the journal folder stays: the rows journaled for
 /// database A are set aside, never inserted into database B.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -238,7 +212,7 @@ async fn rows_journaled_for_one_database_are_not_replayed_into_another() {
         };
         let journal = Journal::open_with(&dir, &options).unwrap();
         for id in ["a-1", "a-2", "a-3"] {
-            journal.append(&stray_row(id));
+            journal.append(&stray_row(id, None));
         }
     }
 

@@ -1,40 +1,17 @@
 //! `kill -9` of the real binary with its journal on a full disk: rows held in memory go to the
 //! database at once, so the crash costs at most the rows in memory, never the whole burst.
 
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
+use crate::faults::start_gateway;
 use crate::helpers::{fresh_postgres_database, request_id, usage_rows, ADMIN_TOKEN, UPSTREAM_KEY};
 use crate::journal::FullDisk;
 
 /// Rows the gateway may hold in memory: the most a crash may cost.
 const MEMORY_ROWS: usize = 20;
-
-async fn start_gateway(env: &[(&str, String)], config: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_glm-gateway"))
-        .arg("--config")
-        .arg(config)
-        .arg("serve")
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .env("GLM_GATEWAY_LISTEN", "127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    while let Some(line) = lines.next_line().await.unwrap() {
-        if let Some(url) = line.strip_prefix("glm-gateway listening on ") {
-            return (child, url.to_owned());
-        }
-    }
-    panic!("the gateway did not start");
-}
 
 /// Sends requests from 8 workers until `count` have completed; returns their request ids.
 async fn burst(url: &str, key: &str, count: usize) -> Vec<String> {
