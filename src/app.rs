@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::keys::KeyCache;
 use crate::limits::Limiter;
 use crate::routes::router;
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 use crate::store::Db;
 use crate::telemetry::metrics_handle;
 use crate::upstream::ZhipuClient;
@@ -78,7 +78,7 @@ impl App {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
-        let state = AppState {
+        let state = AppState::new(Shared {
             config: Arc::new(config),
             db,
             keys,
@@ -89,7 +89,7 @@ impl App {
             shutdown: CancellationToken::new(),
             hard_stop: CancellationToken::new(),
             metrics,
-        };
+        });
         state.keys.spawn_refresh(
             state.db.clone(),
             state.config.server.key_refresh,

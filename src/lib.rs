@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod emulator;
 pub mod error;
+pub mod json_path;
 pub mod keys;
 pub mod limits;
 pub mod openai;

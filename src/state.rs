@@ -1,5 +1,7 @@
-//! What every handler shares: cheap to clone, all fields behind `Arc`.
+//! What every handler shares: one `Arc`, so the clones axum makes for each layer and handler
+//! of a request cost one atomic increment each.
 
+use std::ops::Deref;
 use std::sync::Arc;
 
 use axum::extract::FromRef;
@@ -16,7 +18,9 @@ use crate::upstream::ZhipuClient;
 use crate::usage::Ledger;
 
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
     pub config: Arc<Config>,
     pub db: Db,
     pub keys: Arc<KeyCache>,
@@ -33,6 +37,10 @@ pub struct AppState {
 }
 
 impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+
     /// How streams are relayed: the client's `include_usage`, the drain limit, the hard stop,
     /// the upstream's idle limit and the event size cap.
     pub fn relay_options(&self, include_usage: bool) -> RelayOptions {
@@ -43,6 +51,14 @@ impl AppState {
             idle_timeout: self.config.zhipu.stream_idle_timeout,
             max_event_bytes: self.config.server.max_sse_event_bytes,
         }
+    }
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
     }
 }
 

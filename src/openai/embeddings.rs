@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::json_path::At;
 
 /// Zhipu's per-call limit for embedding-3 (embedding-2 is bounded by tokens; the same
 /// count keeps its calls well inside that).
@@ -104,7 +105,7 @@ impl EmbeddingPlan {
             if model.is_null() {
                 model = answer.get("model").cloned().unwrap_or(Value::Null);
             }
-            let count = |key: &str| answer.pointer(key).and_then(Value::as_i64).unwrap_or(0);
+            let count = |key: &str| answer.at(key).and_then(Value::as_i64).unwrap_or(0);
             prompt += count("/usage/prompt_tokens");
             total += count("/usage/total_tokens");
         }

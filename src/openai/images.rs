@@ -6,6 +6,7 @@ use serde_json::{json, Map, Value};
 
 use super::params::apply_user;
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::json_path::At;
 
 /// The CogView models with the §6 sizes; `glm-image` has its own.
 const COGVIEW: &[&str] = &["cogview-4", "cogview-4-250304", "cogview-3-flash"];
@@ -122,7 +123,7 @@ pub fn image_item(url: &str, b64: Option<String>) -> Value {
 /// The image's URL in one CogView answer (`data[0].url`).
 pub fn image_url(answer: &Value) -> ApiResult<&str> {
     answer
-        .pointer("/data/0/url")
+        .at("/data/0/url")
         .and_then(Value::as_str)
         .ok_or_else(|| {
             ApiError::new(

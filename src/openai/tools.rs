@@ -5,6 +5,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::error::{ApiError, ApiResult};
+use crate::json_path::At;
 
 /// GLM tool types that have no OpenAI counterpart and pass through untouched.
 const GLM_TOOLS: &[&str] = &["retrieval", "web_search", "mcp"];
@@ -108,7 +109,7 @@ pub(crate) fn function_name(tool: &Value) -> Option<&str> {
     if tool.get("type").and_then(Value::as_str) != Some("function") {
         return None;
     }
-    tool.pointer("/function/name").and_then(Value::as_str)
+    tool.at("/function/name").and_then(Value::as_str)
 }
 
 fn tool_to_glm(i: usize, tool: Value) -> ApiResult<Value> {

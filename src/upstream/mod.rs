@@ -15,11 +15,13 @@ use tokio::time::Instant;
 
 use crate::config::{derive_responses_base, ImagesConfig, Timeouts, ZhipuConfig};
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use endpoint::Endpoints;
 
 /// How an upstream surface's error answers become OpenAI errors: (HTTP status, body).
 pub type ErrorMap = fn(u16, &[u8]) -> ApiError;
 
 mod credential;
+mod endpoint;
 mod images;
 mod pool;
 mod responses_error;
@@ -42,9 +44,9 @@ pub struct ZhipuClient {
     /// One client per connect timeout in use (reqwest sets it per client, not per call): the
     /// section's first, then those of `[zhipu.timeouts]` tables that differ.
     clients: Vec<(Duration, reqwest::Client)>,
-    base_url: String,
+    base: Endpoints,
     /// Zhipu's Response API (`/api/v1`), signed with the same credentials.
-    responses_base_url: String,
+    responses_base: Endpoints,
     keys: KeyPool,
     timeouts: Timeouts,
     /// Attempts per model, the first included.
@@ -101,11 +103,13 @@ impl ZhipuClient {
         Ok(Self {
             images: ImageFetcher::new(http, &config.base_url, images),
             clients,
-            base_url: config.base_url.clone(),
-            responses_base_url: config
-                .responses_base_url
-                .clone()
-                .unwrap_or_else(|| derive_responses_base(&config.base_url)),
+            base: Endpoints::new(config.base_url.clone()),
+            responses_base: Endpoints::new(
+                config
+                    .responses_base_url
+                    .clone()
+                    .unwrap_or_else(|| derive_responses_base(&config.base_url)),
+            ),
             keys: KeyPool::new(
                 config
                     .api_keys
@@ -150,11 +154,11 @@ impl ZhipuClient {
     /// only the total limit does. See [`Self::send`] for retries.
     pub async fn post(
         &self,
-        path: &str,
+        path: &'static str,
         body: Vec<u8>,
         stream: bool,
     ) -> ApiResult<UpstreamResponse> {
-        let url = format!("{}{path}", self.base_url);
+        let url = self.base.url(path)?;
         self.send(
             reqwest::Method::POST,
             url,
@@ -174,7 +178,7 @@ impl ZhipuClient {
         body: Option<Vec<u8>>,
         stream: bool,
     ) -> ApiResult<UpstreamResponse> {
-        let url = format!("{}{path}", self.responses_base_url);
+        let url = self.responses_base.parse(path)?;
         self.send(method, url, body, stream, map_responses_error)
             .await
     }
@@ -189,7 +193,7 @@ impl ZhipuClient {
     async fn send(
         &self,
         method: reqwest::Method,
-        url: String,
+        url: url::Url,
         body: Option<Vec<u8>>,
         stream: bool,
         errors: ErrorMap,
@@ -290,7 +294,7 @@ impl ZhipuClient {
             .map_err(|e| (ApiError::internal(&e), None))?;
         let mut request = call
             .client
-            .request(call.method, call.url)
+            .request(call.method, call.url.clone())
             .header(AUTHORIZATION, authorization);
         if let Some(body) = call.body {
             request = request.header(CONTENT_TYPE, "application/json").body(body);
@@ -344,7 +348,7 @@ impl ZhipuClient {
     /// [`Self::post`] with a JSON body.
     pub async fn post_json(
         &self,
-        path: &str,
+        path: &'static str,
         body: &impl serde::Serialize,
         stream: bool,
     ) -> ApiResult<UpstreamResponse> {
@@ -443,7 +447,7 @@ impl UpstreamResponse {
 struct Attempt<'a> {
     client: &'a reqwest::Client,
     method: reqwest::Method,
-    url: &'a str,
+    url: &'a url::Url,
     body: Option<Bytes>,
     stream: bool,
     first_byte: Duration,

@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 
 use serde_json::Value;
 
+use crate::json_path::At;
+
 use super::Credential;
 
 /// How long a key Zhipu rejected stays out.
@@ -197,7 +199,7 @@ pub fn verdict(status: u16, body: &[u8]) -> KeyVerdict {
 /// The business code of a Zhipu error body (`{"error":{"code":"1302",…}}`), if any.
 pub fn zhipu_code(body: &[u8]) -> Option<u32> {
     let body = serde_json::from_slice::<Value>(body).ok()?;
-    match body.pointer("/error/code") {
+    match body.at("/error/code") {
         Some(Value::String(code)) => code.trim().parse::<u32>().ok(),
         Some(Value::Number(code)) => code.as_u64().and_then(|c| u32::try_from(c).ok()),
         _ => None,

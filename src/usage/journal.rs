@@ -100,7 +100,11 @@ pub struct Journal {
     /// Raised before a row is written and lowered once it is committed (or lost), so it never
     /// dips below the true count while a fast writer commits a row its appender has not counted.
     backlog: AtomicU64,
-    notify: Notify,
+    /// A row reached a segment: wakes a writer with an empty batch (one with rows waits for
+    /// its flush, so a busy gateway wakes it once a flush, not once a row).
+    appended: Notify,
+    /// A row is held in memory (the segment would not take it): wakes the writer at once.
+    held: Notify,
     health: Mutex<Health>,
     set_aside: Option<SetAside>,
 }
@@ -177,7 +181,8 @@ impl Journal {
             first: existing.first().copied().unwrap_or(seq),
             memory: Memory::new(options.memory_rows, options.on_full),
             backlog: AtomicU64::new(backlog),
-            notify: Notify::new(),
+            appended: Notify::new(),
+            held: Notify::new(),
             health: Mutex::new(Health::default()),
             set_aside,
         })
@@ -189,8 +194,10 @@ impl Journal {
     pub fn append(&self, event: &UsageEvent) {
         self.backlog.fetch_add(1, Ordering::AcqRel);
         let written = encode(event).is_some_and(|line| self.write_line(&line, false).is_ok());
-        if written || self.memory.keep(event) {
-            self.notify.notify_one();
+        if written {
+            self.appended.notify_one();
+        } else if self.memory.keep(event) {
+            self.held.notify_one();
         } else {
             self.forget(1);
         }
@@ -304,8 +311,12 @@ impl Journal {
             });
     }
 
-    pub(super) fn notified(&self) -> Notified<'_> {
-        self.notify.notified()
+    pub(super) fn appended(&self) -> Notified<'_> {
+        self.appended.notified()
+    }
+
+    pub(super) fn held(&self) -> Notified<'_> {
+        self.held.notified()
     }
 
     pub(super) fn publish_backlog(&self) {

@@ -18,6 +18,9 @@ pub(super) struct SegmentReader {
     seq: u64,
     file: Option<File>,
     buf: Vec<u8>,
+    /// Where each read lands before its bytes join `buf`: zeroed once, not per read (the writer
+    /// reads after every few appends).
+    chunk: Box<[u8]>,
     /// Bytes of `buf` before this are consumed.
     start: usize,
     /// A newer segment exists, so this one gets no more writes: at its EOF, move on.
@@ -33,6 +36,7 @@ impl SegmentReader {
             seq: journal.first_segment(),
             file: None,
             buf: Vec::new(),
+            chunk: vec![0; READ_CHUNK].into_boxed_slice(),
             start: 0,
             newer_seen: false,
             finished: Vec::new(),
@@ -83,11 +87,9 @@ impl SegmentReader {
                 Err(err) => return Err(err),
             },
         };
-        let old = self.buf.len();
-        self.buf.resize(old + READ_CHUNK, 0);
-        let read = file.read(&mut self.buf[old..]);
-        self.buf.truncate(old + *read.as_ref().unwrap_or(&0));
-        read
+        let read = file.read(&mut self.chunk)?;
+        self.buf.extend_from_slice(&self.chunk[..read]);
+        Ok(read)
     }
 
     fn next_segment(&mut self, newest: u64) -> io::Result<()> {

@@ -4,6 +4,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::json_path::At;
+
 mod responses;
 
 /// Stored prompt and completion text is cut at this many bytes, so that a prompt full of
@@ -45,7 +47,7 @@ impl TokenUsage {
 
     /// `names`: where the prompt, completion, total and cached counts are.
     fn read(usage: &Value, names: [&str; 4]) -> Option<Self> {
-        let count = |pointer: &str| usage.pointer(pointer).and_then(Value::as_i64);
+        let count = |pointer: &str| usage.at(pointer).and_then(Value::as_i64);
         let [prompt, completion, total, cached] = names;
         let (prompt, completion) = (count(prompt), count(completion));
         if prompt.is_none() && completion.is_none() {
@@ -140,7 +142,7 @@ impl Tap {
     /// A whole chat answer (`choices[0].message` and `usage`).
     pub fn chat_answer(&mut self, answer: &Value) {
         self.usage(answer.get("usage"));
-        let Some(message) = answer.pointer("/choices/0/message") else {
+        let Some(message) = answer.at("/choices/0/message") else {
             return;
         };
         self.chat_delta(message);
@@ -219,7 +221,7 @@ impl Tap {
         if let Some(calls) = message.get("tool_calls").and_then(Value::as_array) {
             self.answer_chars += calls
                 .iter()
-                .filter_map(|call| call.pointer("/function/arguments").and_then(Value::as_str))
+                .filter_map(|call| call.at("/function/arguments").and_then(Value::as_str))
                 .map(|arguments| arguments.chars().count())
                 .sum::<usize>();
         }

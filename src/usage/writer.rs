@@ -161,7 +161,8 @@ impl<S: UsageSink> Writer<S> {
         let retry_at = self.read_failing.then(|| Instant::now() + MAX_BACKOFF);
         let flush_at = flush_at.into_iter().chain(retry_at).min();
         tokio::select! {
-            () = self.journal.notified() => {}
+            () = self.journal.appended(), if self.batch.is_empty() => {}
+            () = self.journal.held() => {}
             () = sleep_until_some(flush_at) => {}
             () = self.stop.cancelled() => {}
         }

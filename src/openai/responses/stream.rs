@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use super::answer::{complete_item, complete_part, complete_response, Echo};
 use crate::error::{ApiError, ErrorCode};
+use crate::json_path::At;
 use crate::openai::stream::UpstreamEvent;
 use crate::upstream::in_band_error;
 
@@ -80,9 +81,7 @@ impl ResponsesStream {
                 complete_response(&mut event["response"], &self.echo);
                 self.finished = true;
                 if kind == "response.failed" {
-                    let code = event
-                        .pointer("/response/error/code")
-                        .and_then(Value::as_str);
+                    let code = event.at("/response/error/code").and_then(Value::as_str);
                     self.error_code = Some(code.unwrap_or("response_failed").to_owned());
                 }
             }
@@ -178,7 +177,7 @@ impl ResponsesStream {
     }
 
     fn announce(&mut self, event: &Value) {
-        let id = event.pointer("/response/id").and_then(Value::as_str);
+        let id = event.at("/response/id").and_then(Value::as_str);
         if let (Some(id), Some(mut on_created)) = (id, self.on_created.take()) {
             on_created(id);
         }
