@@ -3,9 +3,9 @@
 
 use serde_json::{Map, Value};
 
-use super::emulate::{self, Emulation};
+use super::emulate::{self, Emulation, Surface};
 use super::request::ChatCompletionRequest;
-use super::{messages, params};
+use super::{messages, params, tools};
 use crate::config::{EmulationConfig, EmulationSwitches};
 use crate::error::{ApiError, ApiResult};
 
@@ -77,7 +77,9 @@ pub fn to_glm(
     )?;
     params::apply_stop(&mut body, req.stop)?;
     params::apply_user(&mut body, req.user, req.safety_identifier);
-    let emulation = emulate::apply(&mut body, req.tools, req.tool_choice, req.response_format)?;
+    let tool = tools::apply_tools(&mut body, req.tools, req.tool_choice)?;
+    let schema = tools::apply_response_format(&mut body, req.response_format)?;
+    let emulation = emulate::plan(Surface::Chat, &mut body, tool, schema)?;
     if stream {
         body.insert("stream".to_owned(), Value::Bool(true));
     }
@@ -124,22 +126,9 @@ fn reject_unsupported(req: &ChatCompletionRequest) -> ApiResult<()> {
 }
 
 impl GlmChatRequest {
-    /// Applies the `[emulation]` switches for the body's model: where the one this request
-    /// needs is off, the rewrite is undone and `emulation` becomes `None`. Returns the switches,
-    /// for `repair_attempts`.
+    /// Applies the `[emulation]` switches (see `emulate::settle`).
     pub fn settle_emulation(&mut self, config: &EmulationConfig) -> EmulationSwitches {
-        let model = self.body.get("model").and_then(Value::as_str).unwrap_or("");
-        let switches = config.for_model(model);
-        if self
-            .emulation
-            .as_ref()
-            .is_some_and(|e| !e.switched_on(&switches))
-        {
-            if let Some(emulation) = self.emulation.take() {
-                emulation.undo(&mut self.body);
-            }
-        }
-        switches
+        emulate::settle(&mut self.emulation, &mut self.body, config)
     }
 }
 

@@ -1,28 +1,22 @@
 //! OpenAI's Responses request fitted to Zhipu's Response API: `store` defaulted, sampling and
 //! length clamped, `reasoning.effort` mapped per model, image URLs flattened, built-in tools
-//! Zhipu lacks refused, and `json_schema` / a forced `tool_choice` emulated by instruction.
+//! Zhipu lacks refused, and `json_schema` / a forced `tool_choice` emulated as for chat.
 //! Pure; the route does the I/O.
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
+use super::emulate::{self, Emulation, Surface};
+use crate::config::{EmulationConfig, EmulationSwitches};
 use crate::error::{ApiError, ApiResult};
+use crate::json_path::At;
 
 mod answer;
 mod stream;
+mod tools;
 
 pub use answer::{complete_response, Echo};
 pub use stream::ResponsesStream;
 
-/// OpenAI tools Zhipu's Response API has no counterpart for.
-const REFUSED_TOOLS: &[&str] = &[
-    "file_search",
-    "computer_use",
-    "computer_use_preview",
-    "code_interpreter",
-    "image_generation",
-    "mcp",
-    "local_shell",
-];
 /// OpenAI fields Zhipu does not take and that change nothing a client relies on.
 const DROPPED: &[&str] = &[
     "service_tier",
@@ -40,8 +34,9 @@ pub struct ResponsesPlan {
     pub stream: bool,
     pub store: bool,
     pub previous_response_id: Option<String>,
-    /// What the gateway rewrote to keep a promise Zhipu cannot (`x-glm-gateway-emulated`).
-    pub emulated: Vec<&'static str>,
+    /// A `json_schema` or forced `tool_choice` kept by rewriting the body, as for chat (see
+    /// `emulate`).
+    pub emulation: Option<Emulation>,
     /// The client's settings, to fill the fields Zhipu leaves out of its answer.
     pub echo: Echo,
 }
@@ -90,28 +85,24 @@ pub fn to_zhipu(
     if let Some(input) = body.get_mut("input") {
         flatten_image_urls(input);
     }
-    let mut emulated = Vec::new();
-    let mut instructions = Vec::new();
-    apply_tools(&mut body, &mut emulated, &mut instructions)?;
-    apply_text_format(&mut body, &mut emulated, &mut instructions)?;
-    if !instructions.is_empty() {
-        let mut text: Vec<String> = body
-            .get("instructions")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .into_iter()
-            .collect();
-        text.extend(instructions);
-        body.insert("instructions".into(), Value::from(text.join("\n\n")));
-    }
+    let tool = tools::apply_tools(&mut body)?;
+    let schema = tools::apply_text_format(&mut body)?;
+    let emulation = emulate::plan(Surface::Responses, &mut body, tool, schema)?;
     Ok(ResponsesPlan {
         body,
         stream,
         store,
         previous_response_id,
-        emulated,
+        emulation,
         echo,
     })
+}
+
+impl ResponsesPlan {
+    /// Applies the `[emulation]` switches (see `emulate::settle`).
+    pub fn settle_emulation(&mut self, config: &EmulationConfig) -> EmulationSwitches {
+        emulate::settle(&mut self.emulation, &mut self.body, config)
+    }
 }
 
 fn reject_unsupported(body: &Map<String, Value>) -> ApiResult<()> {
@@ -226,94 +217,9 @@ fn flatten_image_urls(input: &mut Value) {
         if part.get("type").and_then(Value::as_str) != Some("input_image") {
             continue;
         }
-        if let Some(url) = part.pointer("/image_url/url").cloned() {
+        if let Some(url) = part.at("/image_url/url").cloned() {
             part["image_url"] = url;
         }
-    }
-}
-
-fn apply_tools(
-    body: &mut Map<String, Value>,
-    emulated: &mut Vec<&'static str>,
-    instructions: &mut Vec<String>,
-) -> ApiResult<()> {
-    if let Some(Value::Array(tools)) = body.get_mut("tools") {
-        for (i, tool) in tools.iter_mut().enumerate() {
-            let kind = tool.get("type").and_then(Value::as_str).unwrap_or_default();
-            if REFUSED_TOOLS.contains(&kind) {
-                let message = format!(
-                    "tools[{i}] has type `{kind}`, which Zhipu's Response API does not offer; \
-                     it accepts function, custom, namespace and web_search tools."
-                );
-                return Err(ApiError::invalid_request(message).param("tools"));
-            }
-            if kind == "web_search_preview" {
-                tool["type"] = Value::from("web_search");
-            }
-        }
-    }
-    let instruction = match body.get("tool_choice") {
-        None | Some(Value::Null) => return Ok(()),
-        Some(Value::String(choice)) if choice == "none" || choice == "auto" => return Ok(()),
-        Some(Value::String(choice)) if choice == "required" => {
-            "You must answer by calling one of the provided tools.".to_owned()
-        }
-        Some(Value::Object(choice)) => match choice.get("name").and_then(Value::as_str) {
-            Some(name) => format!("You must answer by calling the function `{name}`."),
-            None if choice.get("mode").and_then(Value::as_str) == Some("required") => {
-                "You must answer by calling one of the provided tools.".to_owned()
-            }
-            None => String::new(),
-        },
-        Some(_) => {
-            return Err(ApiError::invalid_request(
-                "tool_choice must be \"none\", \"auto\", \"required\" or a tool object",
-            )
-            .param("tool_choice"))
-        }
-    };
-    body.insert("tool_choice".into(), Value::from("auto"));
-    if !instruction.is_empty() {
-        emulated.push("tool_choice");
-        instructions.push(instruction);
-    }
-    Ok(())
-}
-
-/// `json_schema` becomes `json_object` plus an instruction carrying the schema. Unlike chat, the
-/// answer is not validated against the schema or repaired.
-fn apply_text_format(
-    body: &mut Map<String, Value>,
-    emulated: &mut Vec<&'static str>,
-    instructions: &mut Vec<String>,
-) -> ApiResult<()> {
-    let Some(Value::Object(text)) = body.get_mut("text") else {
-        body.remove("text");
-        return Ok(());
-    };
-    text.remove("verbosity");
-    let Some(format) = text.get("format").filter(|f| !f.is_null()) else {
-        return Ok(());
-    };
-    match format.get("type").and_then(Value::as_str) {
-        Some("text" | "json_object") => Ok(()),
-        Some("json_schema") => {
-            let schema = format.get("schema").cloned().unwrap_or_else(|| json!({}));
-            let name = format
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or("answer");
-            instructions.push(format!(
-                "Answer with one JSON object only, named `{name}`, that matches this JSON Schema: {schema}"
-            ));
-            text.insert("format".into(), json!({"type": "json_object"}));
-            emulated.push("json_schema");
-            Ok(())
-        }
-        _ => Err(ApiError::invalid_request(
-            "text.format.type must be text, json_object or json_schema",
-        )
-        .param("text.format")),
     }
 }
 

@@ -4,8 +4,8 @@
 
 use serde_json::{json, Map, Value};
 
+use super::emulate::{SchemaDemand, Surface, ToolDemand};
 use crate::error::{ApiError, ApiResult};
-use crate::json_path::At;
 
 /// GLM tool types that have no OpenAI counterpart and pass through untouched.
 const GLM_TOOLS: &[&str] = &["retrieval", "web_search", "mcp"];
@@ -17,23 +17,6 @@ enum ToolChoice {
     None,
     Required,
     Named(String),
-}
-
-/// What a forced `tool_choice` demanded, which GLM's `"auto"` does not enforce.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum ToolDemand {
-    /// `"required"`: some function must be called.
-    Required,
-    /// A named function must be called.
-    Named(String),
-}
-
-/// What `response_format: json_schema` demanded, which GLM's `json_object` does not enforce.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct SchemaDemand {
-    pub name: String,
-    pub description: Option<String>,
-    pub schema: Value,
 }
 
 /// GLM's `tool_choice` accepts only `"auto"`: `"required"` and a named function are sent as
@@ -83,7 +66,7 @@ pub(crate) fn apply_tools(
         Some(ToolChoice::Named(name)) => {
             if !tools
                 .iter()
-                .any(|tool| function_name(tool) == Some(name.as_str()))
+                .any(|tool| Surface::Chat.function_name(tool) == Some(name.as_str()))
             {
                 return Err(ApiError::invalid_request(format!(
                     "tool_choice names the function `{name}`, which is not in tools"
@@ -92,7 +75,11 @@ pub(crate) fn apply_tools(
             }
             Some(ToolDemand::Named(name))
         }
-        Some(ToolChoice::Required) if tools.iter().any(|t| function_name(t).is_some()) => {
+        Some(ToolChoice::Required)
+            if tools
+                .iter()
+                .any(|t| Surface::Chat.function_name(t).is_some()) =>
+        {
             Some(ToolDemand::Required)
         }
         _ => None,
@@ -102,14 +89,6 @@ pub(crate) fn apply_tools(
         body.insert("tool_choice".to_owned(), Value::from("auto"));
     }
     Ok(demand)
-}
-
-/// The name of a translated function tool; `None` for other tool types.
-pub(crate) fn function_name(tool: &Value) -> Option<&str> {
-    if tool.get("type").and_then(Value::as_str) != Some("function") {
-        return None;
-    }
-    tool.at("/function/name").and_then(Value::as_str)
 }
 
 fn tool_to_glm(i: usize, tool: Value) -> ApiResult<Value> {
@@ -174,9 +153,8 @@ pub(crate) fn apply_response_format(
     match format.get("type").and_then(Value::as_str) {
         Some("text") => Ok(None),
         Some(kind @ ("json_object" | "json_schema")) => {
-            let demand = (kind == "json_schema")
-                .then(|| schema_demand(&format))
-                .flatten();
+            let spec = format.get("json_schema").filter(|_| kind == "json_schema");
+            let demand = spec.and_then(SchemaDemand::from_spec);
             body.insert("response_format".to_owned(), json!({"type": "json_object"}));
             Ok(demand)
         }
@@ -185,18 +163,4 @@ pub(crate) fn apply_response_format(
         )
         .param("response_format")),
     }
-}
-
-/// `None` without a schema object: plain JSON is then all that can be asked for.
-fn schema_demand(format: &Value) -> Option<SchemaDemand> {
-    let spec = format.get("json_schema")?;
-    let schema = spec
-        .get("schema")
-        .filter(|s| s.is_object() || s.is_boolean())?;
-    let text = |key: &str| spec.get(key).and_then(Value::as_str).map(str::to_owned);
-    Some(SchemaDemand {
-        name: text("name").unwrap_or_else(|| "response".to_owned()),
-        description: text("description"),
-        schema: schema.clone(),
-    })
 }

@@ -5,11 +5,11 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::authorize::{admit, authorize_model, Spend};
 use super::json::OpenAiJson;
-use super::promise::{keep_promise, mark, Checked};
+use super::promise::{checked_answer, mark, Checked};
 use crate::config::EmulationSwitches;
 use crate::error::ApiResult;
 use crate::keys::ApiKey;
@@ -18,7 +18,7 @@ use crate::relay::relay_sse;
 use crate::state::AppState;
 use crate::upstream::zhipu_error::name_the_model;
 use crate::upstream::UpstreamResponse;
-use crate::usage::{Prompt, Tap, UsageTicket};
+use crate::usage::{Prompt, Tap, TokenUsage, UsageTicket};
 
 pub async fn chat_completions(
     State(state): State<AppState>,
@@ -66,13 +66,14 @@ async fn plain_answer(
     let answer = from_glm(upstream.json().await?)?;
     let mut tap = Tap::new(ticket.keeps_text());
     tap.chat_answer(&answer);
-    let Some(promise) = &glm.emulation else {
-        ticket.answered(tap);
-        return Ok((Json(answer).into_response(), None));
+    let repair = |body: Map<String, Value>| async move {
+        let upstream = state.zhipu.post_json("/chat/completions", &body, false);
+        let answer = from_glm(upstream.await?.json().await?)?;
+        let usage = answer.get("usage").and_then(TokenUsage::from_value);
+        Ok((answer, usage))
     };
-    let kept = keep_promise(state, promise, &glm.body, answer, switches, &mut tap).await;
-    // Written before `?`: a failed repair call leaves the tokens spent so far in the row.
-    ticket.answered(tap);
-    let (answer, checked) = kept?;
-    Ok((Json(answer).into_response(), Some(checked)))
+    let promise = glm.emulation.as_ref();
+    let (answer, checked) =
+        checked_answer(promise, &glm.body, answer, switches, tap, ticket, repair).await?;
+    Ok((Json(answer).into_response(), checked))
 }

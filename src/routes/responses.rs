@@ -6,20 +6,22 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderValue, Method};
+use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::authorize::{admit, authorize_model, Spend};
 use super::json::OpenAiJson;
+use super::promise::{checked_answer, mark, Checked};
+use crate::config::EmulationSwitches;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::keys::ApiKey;
 use crate::openai::responses::{complete_response, to_zhipu, Echo, ResponsesPlan, ResponsesStream};
 use crate::relay::relay_sse;
 use crate::state::AppState;
 use crate::upstream::{in_band_error, map_responses_error, UpstreamResponse};
-use crate::usage::{Prompt, Tap, UsageTicket};
+use crate::usage::{Prompt, Tap, TokenUsage, UsageTicket};
 
 /// Query parameters passed on to Zhipu's `input_items`; others are ignored.
 const PAGE_PARAMS: &[&str] = &["limit", "order", "after", "before", "include", "include[]"];
@@ -35,7 +37,8 @@ pub async fn create(
         .and_then(Value::as_str)
         .unwrap_or_default();
     let model = authorize_model(&state, &key, &ticket, requested)?;
-    let plan = to_zhipu(body, &model, state.config.responses.store_default)?;
+    let mut plan = to_zhipu(body, &model, state.config.responses.store_default)?;
+    let switches = plan.settle_emulation(&state.config.emulation);
     if let Some(previous) = &plan.previous_response_id {
         visible(&state, &key, previous, "previous_response_id").await?;
     }
@@ -55,19 +58,15 @@ pub async fn create(
         .zhipu
         .responses(Method::POST, "/responses", Some(body), plan.stream)
         .await?;
-    let mut response = if plan.stream {
-        relay(&state, &key, &ticket, &plan, upstream).await?
+    let (mut response, checked) = if plan.stream {
+        (relay(&state, &key, &ticket, &plan, upstream).await?, None)
     } else {
-        answer(&state, &key, &ticket, &plan, upstream).await?
+        answer(&state, &key, &ticket, (&plan, switches), upstream).await?
     };
-    admission.apply_headers(response.headers_mut());
-    if let Ok(value) = HeaderValue::from_str(&plan.emulated.join(", ")) {
-        if !plan.emulated.is_empty() {
-            response
-                .headers_mut()
-                .insert("x-glm-gateway-emulated", value);
-        }
+    if let Some(promise) = &plan.emulation {
+        mark(&mut response, &ticket, promise, checked);
     }
+    admission.apply_headers(response.headers_mut());
     Ok(response)
 }
 
@@ -78,7 +77,7 @@ pub async fn retrieve(
 ) -> ApiResult<Response> {
     visible(&state, &key, &id, "response_id").await?;
     let path = format!("/responses/{id}");
-    let mut answer = call(&state, Method::GET, &path).await?;
+    let mut answer = call(&state, Method::GET, &path, None).await?;
     complete_response(&mut answer, &Echo::stored());
     Ok(Json(answer).into_response())
 }
@@ -94,7 +93,7 @@ pub async fn input_items(
         "/responses/{id}/input_items{}",
         page_query(query.as_deref())
     );
-    Ok(Json(call(&state, Method::GET, &path).await?).into_response())
+    Ok(Json(call(&state, Method::GET, &path, None).await?).into_response())
 }
 
 pub async fn delete(
@@ -103,7 +102,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     visible(&state, &key, &id, "response_id").await?;
-    let answer = call(&state, Method::DELETE, &format!("/responses/{id}")).await;
+    let answer = call(&state, Method::DELETE, &format!("/responses/{id}"), None).await;
     // Gone upstream (deleted or expired) is gone here too.
     if answer.is_ok() || answer.as_ref().is_err_and(|e| e.status().as_u16() == 404) {
         let removed = state.db.delete_response_owner(&id).await;
@@ -126,15 +125,16 @@ pub async fn cancel(
     ))
 }
 
-/// A plain answer: a 200 that is an error becomes one; the owner of a stored response is
-/// recorded before the client learns its id.
+/// A plain answer: a 200 that is an error becomes one; an emulated promise is checked (and
+/// the answer repaired) as for chat; the owner of a stored response is recorded before the
+/// client learns its id.
 async fn answer(
     state: &AppState,
     key: &ApiKey,
     ticket: &UsageTicket,
-    plan: &ResponsesPlan,
+    (plan, switches): (&ResponsesPlan, EmulationSwitches),
     upstream: UpstreamResponse,
-) -> ApiResult<Response> {
+) -> ApiResult<(Response, Option<Checked>)> {
     let mut answer = upstream.json().await?;
     if let Some(error) = in_band_error(&answer) {
         return Err(error);
@@ -142,13 +142,22 @@ async fn answer(
     complete_response(&mut answer, &plan.echo);
     let mut tap = Tap::new(ticket.keeps_text());
     tap.responses_answer(&answer);
-    ticket.answered(tap);
+    let repair = |body: Map<String, Value>| async move {
+        let body = serde_json::to_vec(&body).map_err(|e| ApiError::internal(&e))?;
+        let mut answer = call(state, Method::POST, "/responses", Some(body)).await?;
+        complete_response(&mut answer, &plan.echo);
+        let usage = answer.get("usage").and_then(TokenUsage::from_responses);
+        Ok((answer, usage))
+    };
+    let promise = plan.emulation.as_ref();
+    let (answer, checked) =
+        checked_answer(promise, &plan.body, answer, switches, tap, ticket, repair).await?;
     if let (true, Some(id)) = (plan.store, answer.get("id").and_then(Value::as_str)) {
         if let Err(error) = state.db.insert_response_owner(id, &key.id, &key.team).await {
             tracing::error!(%error, "cannot record the owner of a stored response");
         }
     }
-    Ok(Json(answer).into_response())
+    Ok((Json(answer).into_response(), checked))
 }
 
 /// A streamed answer; a stored response's owner is recorded when `response.created` names it.
@@ -201,9 +210,15 @@ fn page_query(query: Option<&str>) -> String {
     }
 }
 
-/// A plain call on a stored response; the answer's JSON, or the error it holds.
-async fn call(state: &AppState, method: Method, path: &str) -> ApiResult<Value> {
-    let answer = state.zhipu.responses(method, path, None, false).await?;
+/// A plain call (on a stored response, or a repair call); the answer's JSON, or the error it
+/// holds.
+async fn call(
+    state: &AppState,
+    method: Method,
+    path: &str,
+    body: Option<Vec<u8>>,
+) -> ApiResult<Value> {
+    let answer = state.zhipu.responses(method, path, body, false).await?;
     let answer = answer.json().await?;
     match in_band_error(&answer) {
         Some(error) => Err(error),

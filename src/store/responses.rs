@@ -1,5 +1,5 @@
 //! Rows of `response_owners`: which key and team created each stored response, so that only
-//! they see it. A row past `expires_at` still guards its id; it may be deleted.
+//! they see it. A row past `expires_at` still guards its id until the hourly upkeep deletes it.
 
 use chrono::{DateTime, Utc};
 
@@ -60,5 +60,15 @@ impl Db {
             .execute(pool)
             .await
             .map(|done| done.rows_affected() > 0))
+    }
+
+    /// Deletes the rows that expired before `now`; how many.
+    pub async fn purge_response_owners(&self, now: DateTime<Utc>) -> Result<u64, sqlx::Error> {
+        const SQL: &str = "DELETE FROM response_owners WHERE expires_at < $1";
+        on_pool!(self, |pool| sqlx::query(SQL)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected()))
     }
 }

@@ -1,5 +1,6 @@
 //! Keeping `usage_events` in shape: daily partitions made ahead of time (Postgres) and
-//! retention, which rolls old days up into `usage_rollups` before dropping their raw rows.
+//! retention, which rolls old days up into `usage_rollups` before dropping their raw rows. The
+//! same hourly upkeep deletes expired `response_owners` rows.
 
 use std::time::Duration;
 
@@ -31,6 +32,11 @@ pub fn spawn(
 }
 
 pub async fn run_once(db: &Db, retention_days: Option<u32>) {
+    match db.purge_response_owners(Utc::now()).await {
+        Ok(0) => {}
+        Ok(removed) => tracing::info!(removed, "expired response owners removed"),
+        Err(error) => tracing::warn!(%error, "cannot remove expired response owners"),
+    }
     let today = Utc::now().date_naive();
     let (from, to) = (today - Days::new(1), today + Days::new(3));
     if let Err(error) = db.prepare_partitions(from, to).await {

@@ -11,6 +11,7 @@ use crate::on_both_backends;
 
 mod disconnect;
 mod isolation;
+mod promises;
 
 async fn create(app: &TestApp, key: &str, body: Value) -> reqwest::Response {
     app.http

@@ -105,12 +105,28 @@ class City(pydantic.BaseModel):
     population: int
 
 
-def test_json_schema_is_emulated_and_parses(client):
+@pytest.mark.parametrize("ask", ["Name a city", "Name a city #bad-json"], ids=["kept", "repaired"])
+def test_json_schema_is_emulated_and_parses(client, ask):
     raw = client.responses.with_raw_response.create(
         model="gpt-4o",
-        input="Name a city",
+        input=ask,
         text={"format": {"type": "json_schema", "name": "city", "schema": City.model_json_schema()}},
     )
     assert raw.headers["x-glm-gateway-emulated"] == "json_schema"
-    parsed = client.responses.parse(model="gpt-4o", input="Name a city", text_format=City)
+    assert "x-glm-gateway-validation" not in raw.headers
+    City.model_validate_json(raw.parse().output_text)
+    parsed = client.responses.parse(model="gpt-4o", input=ask, text_format=City)
     assert isinstance(parsed.output_parsed, City)
+
+
+def test_a_forced_function_is_called(client):
+    raw = client.responses.with_raw_response.create(
+        model="gpt-4o",
+        input="Hello",
+        tools=[WEATHER],
+        tool_choice={"type": "function", "name": "get_weather"},
+    )
+    assert raw.headers["x-glm-gateway-emulated"] == "tool_choice"
+    call = raw.parse().output[0]
+    assert call.type == "function_call" and call.name == "get_weather"
+    assert "city" in json.loads(call.arguments)

@@ -92,27 +92,6 @@ fn built_in_tools_zhipu_lacks_are_refused_by_name() {
 }
 
 #[test]
-fn json_schema_and_forced_tool_choice_become_instructions() {
-    let schema = json!({"type": "object", "properties": {"n": {"type": "integer"}}});
-    let p = plan(
-        json!({"input": "x", "instructions": "Be terse.",
-            "text": {"format": {"type": "json_schema", "name": "num", "schema": schema}, "verbosity": "low"},
-            "tools": [{"type": "function", "name": "lookup"}],
-            "tool_choice": {"type": "function", "name": "lookup"}}),
-        "glm-4.7",
-    );
-    assert_eq!(p.body["text"], json!({"format": {"type": "json_object"}}));
-    assert_eq!(p.body["tool_choice"], "auto");
-    let instructions = p.body["instructions"].as_str().unwrap();
-    assert!(instructions.starts_with("Be terse."));
-    assert!(instructions.contains(&schema.to_string()));
-    assert!(instructions.contains("`lookup`"));
-    assert_eq!(p.emulated, ["tool_choice", "json_schema"]);
-    let p = plan(json!({"input": "x", "tool_choice": "auto"}), "glm-4.7");
-    assert!(p.emulated.is_empty() && !p.body.contains_key("instructions"));
-}
-
-#[test]
 fn missing_fields_are_filled_from_the_request() {
     let p = plan(
         json!({"input": "x", "tools": [{"type": "function", "name": "f"}], "metadata": {"a": "b"}}),

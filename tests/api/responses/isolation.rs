@@ -1,6 +1,8 @@
 //! Stored responses are seen only by the team (or key) that created them: anyone else gets the
-//! 404 of an unknown id, and Zhipu never hears of the attempt.
+//! 404 of an unknown id, and Zhipu never hears of the attempt. Owner rows go at their expiry.
 
+use glm_gateway::store::Db;
+use glm_gateway::usage::maintenance;
 use serde_json::{json, Value};
 
 use super::{call, create, upstream_calls};
@@ -103,4 +105,54 @@ async fn without_sharing_only_the_creating_key_sees_a_response() {
     app.shutdown().await;
 }
 
-on_both_backends!(another_teams_response_is_unknown_and_never_reaches_zhipu);
+/// Ages the owner row of `id` past its expiry.
+async fn expire_owners(db: &Db, id: &str) {
+    const SQL: &str = "UPDATE response_owners SET expires_at = $1 WHERE response_id = $2";
+    let past = chrono::Utc::now() - chrono::Days::new(1);
+    let changed = match db {
+        Db::Postgres(pool) => {
+            let done = sqlx::query(SQL).bind(past).bind(id).execute(pool).await;
+            done.unwrap().rows_affected()
+        }
+        Db::Sqlite(pool) => {
+            let done = sqlx::query(SQL).bind(past).bind(id).execute(pool).await;
+            done.unwrap().rows_affected()
+        }
+    };
+    assert_eq!(changed, 1);
+}
+
+async fn the_hourly_upkeep_removes_expired_owner_rows(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let key = app.key().await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let body: Value = create(&app, &key, json!({"model": "gpt-4o", "input": "x"}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        ids.push(body["id"].as_str().unwrap().to_owned());
+    }
+    maintenance::run_once(&app.db, None).await;
+    assert!(
+        app.db.response_owner(&ids[0]).await.unwrap().is_some(),
+        "not expired yet"
+    );
+    expire_owners(&app.db, &ids[0]).await;
+    maintenance::run_once(&app.db, None).await;
+    assert_eq!(app.db.response_owner(&ids[0]).await.unwrap(), None);
+    let path = format!("/v1/responses/{}", ids[0]);
+    let gone = call(&app, &key, reqwest::Method::GET, &path).await;
+    assert_eq!(gone.status(), 404);
+    assert!(
+        app.db.response_owner(&ids[1]).await.unwrap().is_some(),
+        "the other stays"
+    );
+    app.shutdown().await;
+}
+
+on_both_backends!(
+    another_teams_response_is_unknown_and_never_reaches_zhipu,
+    the_hourly_upkeep_removes_expired_owner_rows,
+);
