@@ -16,6 +16,7 @@ use crate::limits::Limiter;
 use crate::routes::router;
 use crate::state::{AppState, Shared};
 use crate::store::Db;
+use crate::telemetry::labels::ModelLabels;
 use crate::telemetry::metrics_handle;
 use crate::upstream::ZhipuClient;
 use crate::usage::{
@@ -74,7 +75,8 @@ impl App {
             PriceTable::new(&config.prices),
             config.usage.store_content,
         )
-        .with_limiter(Arc::clone(&limits));
+        .with_limiter(Arc::clone(&limits))
+        .with_labels(ModelLabels::new(&config, &PriceTable::new(&config.prices)));
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;

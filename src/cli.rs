@@ -15,6 +15,7 @@ use crate::config::{Config, ConfigError};
 use crate::keys::admin::{create_key, CreateKey, KeyView};
 use crate::keys::update::UpdateKey;
 use crate::store::{parse_day, Db, UsageGroup};
+use crate::telemetry::LogFormat;
 
 mod demo;
 mod healthcheck;
@@ -30,6 +31,15 @@ pub struct Cli {
     /// TOML configuration file (default: $GLM_GATEWAY_CONFIG, else config/gateway.toml if present).
     #[arg(long, global = true, value_name = "PATH")]
     config: Option<PathBuf>,
+    /// How log lines are written to stderr: `text`, or `json` (one object a line).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "GLM_GATEWAY_LOG_FORMAT",
+        default_value_t = LogFormat::Text
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -129,7 +139,7 @@ pub fn main() -> ExitCode {
     if let Command::Healthcheck { url, ready } = cli.command {
         return healthcheck::run(cli.config.as_deref(), url, ready);
     }
-    crate::telemetry::init_logging();
+    crate::telemetry::init_logging(cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => return fail(&anyhow::Error::from(error)),

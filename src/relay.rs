@@ -17,6 +17,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::openai::responses::ResponsesStream;
@@ -119,7 +120,8 @@ pub fn relay_sse(
 ) -> Response {
     let (frames, receiver) = mpsc::channel::<Bytes>(CHANNEL_FRAMES);
     let ticket = ticket.claim_stream();
-    tasks.spawn(pump(upstream, translator, options, frames, ticket));
+    let relay = pump(upstream, translator, options, frames, ticket);
+    tasks.spawn(relay.in_current_span());
     let body = futures_util::stream::unfold(receiver, |mut receiver| async move {
         receiver
             .recv()
@@ -154,6 +156,7 @@ async fn pump(
     let mut client_disconnected = false;
     let mut stop_at = deadline;
     let mut ticket = Some(ticket);
+    let mut first_frame = true;
     // Ends only through `done`, which hands the outcome over first.
     loop {
         let next = tokio::select! {
@@ -177,6 +180,12 @@ async fn pump(
                 "The upstream did not finish its answer in time.",
             ))),
         };
+        if first_frame && !batch.is_empty() {
+            first_frame = false;
+            if let Some(ticket) = &ticket {
+                ticket.first_frame();
+            }
+        }
         let done = rewriter.is_finished()
             || options.hard_stop.is_cancelled()
             || (client_disconnected && Instant::now() >= stop_at);

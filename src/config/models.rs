@@ -113,10 +113,14 @@ impl AliasTable {
         if let Some(target) = self.exact.get(name) {
             return Some(target);
         }
+        self.prefix_match(name).map(|(_, target)| target.as_str())
+    }
+
+    /// The longest prefix entry `name` starts with: (prefix, target).
+    fn prefix_match(&self, name: &str) -> Option<&(String, String)> {
         self.prefixes
             .iter()
             .find(|(prefix, _)| name.starts_with(prefix.as_str()))
-            .map(|(_, target)| target.as_str())
     }
 
     fn targets(&self) -> impl Iterator<Item = &str> {
@@ -166,6 +170,36 @@ impl ModelMap {
     /// Every model an entry, configured or built in, points at.
     pub fn targets(&self) -> impl Iterator<Item = &str> {
         self.configured.targets().chain(self.builtin.targets())
+    }
+
+    /// Every exact name, configured or built in.
+    pub fn exact_entries(&self) -> impl Iterator<Item = &str> {
+        let tables = [&self.configured, &self.builtin];
+        tables
+            .into_iter()
+            .flat_map(|table| table.exact.keys().map(String::as_str))
+    }
+
+    /// Every prefix entry, configured or built in, without its `*`.
+    pub fn prefix_entries(&self) -> impl Iterator<Item = &str> {
+        let tables = [&self.configured, &self.builtin];
+        tables
+            .into_iter()
+            .flat_map(|table| table.prefixes.iter().map(|(prefix, _)| prefix.as_str()))
+    }
+
+    /// The prefix entry (without its `*`) that maps `name`, when no exact entry does.
+    pub fn prefix_entry(&self, name: &str) -> Option<&str> {
+        let tables = [&self.configured, &self.builtin];
+        for table in tables {
+            if table.exact.contains_key(name) {
+                return None;
+            }
+            if let Some((prefix, _)) = table.prefix_match(name) {
+                return Some(prefix);
+            }
+        }
+        None
     }
 }
 

@@ -18,6 +18,7 @@ use super::lookup::MissLookups;
 use super::{parse, ApiKey};
 use crate::error::{ApiError, ErrorCode};
 use crate::store::Db;
+use crate::telemetry::ClientText;
 
 /// A snapshot of all keys by id. Reloads replace it whole; a reload that fails keeps the last
 /// good snapshot, so a database outage does not lock anyone out. `default()` has no database
@@ -64,7 +65,7 @@ impl KeyCache {
             .filter_map(|record| {
                 let key = ApiKey::from_record(record);
                 if key.is_none() {
-                    tracing::warn!(key_id = ?record.id, "skipping an api_keys row that cannot be read");
+                    tracing::warn!(key_id = ?ClientText(&record.id), "skipping an api_keys row that cannot be read");
                 }
                 key.map(|key| (key.id.clone(), Arc::new(key)))
             })

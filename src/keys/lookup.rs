@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use super::{ApiKey, ID_LEN};
 use crate::store::Db;
+use crate::telemetry::ClientText;
 
 /// How long an id the database did not know is answered from memory.
 const ABSENT_TTL: Duration = Duration::from_secs(1);
@@ -84,7 +85,7 @@ impl MissLookups {
                     .increment(1);
                 let key = ApiKey::from_record(&record).map(Arc::new);
                 if key.is_none() {
-                    tracing::warn!(key_id = ?id, "an api_keys row cannot be read");
+                    tracing::warn!(key_id = ?ClientText(id), "an api_keys row cannot be read");
                     self.remember_absent(id);
                 }
                 key

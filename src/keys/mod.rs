@@ -1,6 +1,8 @@
 //! Downstream API keys: `sk-glm-<id>-<secret>`. The id finds the key; only SHA-256 of the
 //! secret is stored and it is compared in constant time.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use rand::distributions::{Alphanumeric, DistString};
 use sha2::{Digest, Sha256};
@@ -58,7 +60,8 @@ pub fn hash_secret(secret: &str) -> String {
 pub struct ApiKey {
     pub id: String,
     pub name: String,
-    pub team: String,
+    /// Shared, so that metrics label requests with it without a copy.
+    pub team: Arc<str>,
     secret_hash: [u8; 32],
     /// Model names or `prefix*` patterns; `None` allows all.
     pub models: Option<Vec<String>>,
@@ -84,7 +87,7 @@ impl ApiKey {
         Some(Self {
             id: record.id.clone(),
             name: record.name.clone(),
-            team: record.team.clone(),
+            team: record.team.as_str().into(),
             secret_hash,
             models,
             rpm: record.rpm,

@@ -241,7 +241,7 @@ impl Limiter {
                 ttl_secs: key.budget_period.counter_ttl_secs(),
             });
         }
-        if let Some(team) = self.teams.load().get(&key.team) {
+        if let Some(team) = self.teams.load().get(&*key.team) {
             if team.token_budget.is_some() || team.cost_budget.is_some() {
                 claims.push(Claim {
                     scope: format!("team:{}", key.team),

@@ -21,6 +21,7 @@ use crate::limits::admin::{list_teams as all_teams, set_team as store_team, SetT
 use crate::limits::TeamBudget;
 use crate::state::AppState;
 use crate::store::{parse_day, UsageGroup};
+use crate::telemetry::ClientText;
 
 pub async fn require_admin(
     State(state): State<AppState>,
@@ -50,7 +51,7 @@ pub async fn create(
 ) -> ApiResult<Response> {
     let (created, key) = create_key(&state.db, request).await?;
     state.keys.insert(key);
-    tracing::info!(key_id = ?created.view.id, team = ?created.view.team, "key created");
+    tracing::info!(key_id = ?ClientText(&created.view.id), team = ?ClientText(&created.view.team), "key created");
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
@@ -80,7 +81,7 @@ pub async fn revoke(
     if let Some(key) = ApiKey::from_record(&record) {
         state.keys.insert(key);
     }
-    tracing::info!(key_id = ?id, team = ?record.team, "key revoked");
+    tracing::info!(key_id = ?ClientText(&id), team = ?ClientText(&record.team), "key revoked");
     Ok(Json(KeyView::from(&record)))
 }
 
@@ -93,7 +94,7 @@ pub async fn update(
 ) -> ApiResult<Json<KeyView>> {
     let (view, key) = update_key(&state.db, &id, request).await?;
     state.keys.insert(key);
-    tracing::info!(key_id = ?id, "key limits changed");
+    tracing::info!(key_id = ?ClientText(&id), "key limits changed");
     Ok(Json(view))
 }
 
@@ -105,7 +106,7 @@ pub async fn set_team(
 ) -> ApiResult<Json<TeamView>> {
     let view = store_team(&state.db, &team, request).await?;
     state.limits.set_team(&view.team, TeamBudget::from(&view));
-    tracing::info!(team = ?view.team, "team budgets set");
+    tracing::info!(team = ?ClientText(&view.team), "team budgets set");
     Ok(Json(view))
 }
 

@@ -3,7 +3,8 @@
 //!
 //! Layers, outermost first (beneath them all, `server` bounds connections: their count, header
 //! and idle timeouts; and it gives hyper's own 400/414/431 answers JSON bodies):
-//! 1. `observe`: assigns the request id (`x-request-id` on every response) and counts requests.
+//! 1. `observe`: assigns the request id (`x-request-id` on every response), serves the request
+//!    in a span and a clock of its own, and counts and times it (`telemetry::series`).
 //! 2. `CatchPanicLayer`: a panic becomes an OpenAI-shaped 500, never a dropped connection.
 //! 3. `admit`: past `server.max_in_flight` requests, or when the body's declared length does
 //!    not fit in what is left of `server.max_buffered_body_bytes`, 503 with `retry-after: 1`;
@@ -19,21 +20,24 @@
 
 use std::any::Any;
 use std::sync::Arc;
-use std::time::Instant;
 
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderValue, Method, Uri};
 use axum::middleware::{from_fn, from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
+use tracing::Instrument;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::keys::require_api_key;
 use crate::request_id::RequestId;
 use crate::server::admission::{admit, Admission};
 use crate::state::AppState;
+use crate::telemetry::clock::RequestClock;
+use crate::telemetry::labels::route_label;
+use crate::telemetry::series::{self, RequestLabels};
 use crate::usage::track_usage;
 
 pub mod admin;
@@ -99,38 +103,39 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Gives each request a fresh id (a client's own `x-request-id` is not trusted to be unique)
-/// and records its count and duration by route.
+/// Gives each request a fresh id (a client's own `x-request-id` is not trusted to be unique),
+/// serves it inside a `request` span carrying that id (so every line logged meanwhile has it)
+/// and a `RequestClock` (so the upstream client can time its calls), then counts it by route,
+/// status and, from the usage layer, alias and team (`telemetry::series`).
 async fn observe(mut request: Request, next: Next) -> Response {
-    let started = Instant::now();
     let id = RequestId::generate();
+    let template = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str);
+    let clock = RequestClock::new(route_label(template));
+    let span = tracing::info_span!("request", request_id = %id.as_str());
     request.extensions_mut().insert(id.clone());
-    let route = route_label(request.uri().path());
-    let mut response = next.run(request).await;
+    let mut left = ClientLeft(Some(&clock));
+    let mut response = clock.scope(next.run(request)).instrument(span).await;
+    left.0 = None;
     if let Ok(value) = HeaderValue::from_str(id.as_str()) {
         response.headers_mut().insert("x-request-id", value);
     }
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("glm_gateway_requests_total", "route" => route, "status" => status)
-        .increment(1);
-    metrics::histogram!("glm_gateway_request_duration_seconds", "route" => route)
-        .record(started.elapsed().as_secs_f64());
+    let labels = response.extensions().get::<RequestLabels>();
+    series::request_answered(&clock, response.status().as_u16(), labels);
     response
 }
 
-/// A low-cardinality label: known routes by name, everything else as "other".
-fn route_label(path: &str) -> &'static str {
-    match path {
-        "/v1/chat/completions" => "chat_completions",
-        "/v1/embeddings" => "embeddings",
-        "/v1/responses" => "responses",
-        p if p.starts_with("/v1/responses/") => "response",
-        p if p.starts_with("/v1/images/") => "images",
-        "/v1/models" => "models",
-        p if p.starts_with("/v1/models/") => "model",
-        p if p.starts_with("/admin/") => "admin",
-        "/healthz" | "/readyz" | "/metrics" => "operations",
-        _ => "other",
+/// Counts a request whose client left before its response (dropped with `observe`'s future)
+/// as a 499, as its ledger row has it.
+struct ClientLeft<'a>(Option<&'a RequestClock>);
+
+impl Drop for ClientLeft<'_> {
+    fn drop(&mut self) {
+        if let Some(clock) = self.0 {
+            series::request_answered(clock, 499, None);
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::{Map, Value};
+use tracing::Instrument;
 
 use super::authorize::{admit, authorize_model, Spend};
 use super::json::OpenAiJson;
@@ -176,11 +177,12 @@ async fn relay(
         let (key_id, team) = (key.id.clone(), key.team.clone());
         Box::new(move |id: &str| {
             let (db, id, key_id, team) = (db.clone(), id.to_owned(), key_id.clone(), team.clone());
-            tasks.spawn(async move {
+            let record = async move {
                 if let Err(error) = db.insert_response_owner(&id, &key_id, &team).await {
                     tracing::error!(%error, "cannot record the owner of a stored response");
                 }
-            });
+            };
+            tasks.spawn(record.in_current_span());
         }) as Box<dyn FnMut(&str) + Send>
     });
     let translator = ResponsesStream::new(plan.echo.clone(), on_created);
@@ -235,7 +237,7 @@ async fn visible(state: &AppState, key: &ApiKey, id: &str, param: &str) -> ApiRe
         .await
         .map_err(|e| ApiError::internal(&e))?;
     let shared = state.config.responses.share_within_team;
-    let visible = owner.is_some_and(|o| o.team == key.team && (shared || o.api_key_id == key.id));
+    let visible = owner.is_some_and(|o| *o.team == *key.team && (shared || o.api_key_id == key.id));
     if visible {
         return Ok(());
     }

@@ -65,6 +65,7 @@ impl ImageFetcher {
                 "The upstream's image URL is not on an allowed image host (images.fetch_hosts).",
             ));
         }
+        let _timer = crate::telemetry::clock::UpstreamTimer::start();
         let deadline = tokio::time::Instant::now() + self.timeout;
         let timed_out =
             || ApiError::upstream_timeout("The upstream's image did not download in time.");

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 use crate::config::{derive_responses_base, ImagesConfig, Timeouts, ZhipuConfig};
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::telemetry::clock::UpstreamTimer;
 use endpoint::Endpoints;
 
 /// How an upstream surface's error answers become OpenAI errors: (HTTP status, body).
@@ -189,7 +190,9 @@ impl ZhipuClient {
     /// tried again, after a short backoff, on another usable key (the same one only after a
     /// connection failure or a 5xx, and only when no other is usable), up to `max_attempts`;
     /// then on each fallback model of the body's `model` in turn. Every retry carries a new
-    /// `request_id`. All attempts share the deadline of the model asked for.
+    /// `request_id`. All attempts share the deadline of the model asked for. Timed for the
+    /// request's metrics: a plain call until its answer's headers (its body is timed as it is
+    /// read), a stream until its first bytes.
     async fn send(
         &self,
         method: reqwest::Method,
@@ -198,6 +201,7 @@ impl ZhipuClient {
         stream: bool,
         errors: ErrorMap,
     ) -> ApiResult<UpstreamResponse> {
+        let timer = UpstreamTimer::start();
         if self.keys.is_empty() {
             return Err(ApiError::new(
                 ErrorCode::UpstreamNotConfigured,
@@ -261,6 +265,10 @@ impl ZhipuClient {
                     errors,
                 };
                 match self.attempt(call, index, credential).await {
+                    Ok(response) if stream => {
+                        timer.stream_began();
+                        return Ok(response);
+                    }
                     Ok(response) => return Ok(response),
                     Err((error, None)) => return Err(error),
                     Err((error, Some(why))) => {
@@ -306,7 +314,10 @@ impl ZhipuClient {
         } else {
             call.deadline
         };
-        let late = || ApiError::upstream_timeout("The upstream did not start answering in time.");
+        let late = || {
+            zhipu_error::count_error("timeout".into());
+            ApiError::upstream_timeout("The upstream did not start answering in time.")
+        };
         let response = match tokio::time::timeout_at(first_byte_by, request.send()).await {
             Err(_) => {
                 self.health.failed("no answer in time");
@@ -410,6 +421,7 @@ impl UpstreamResponse {
 
     /// Reads a whole (non-stream) body before the deadline, up to `MAX_ANSWER_BODY`.
     pub async fn bytes(self) -> ApiResult<Bytes> {
+        let _timer = UpstreamTimer::start();
         let too_large = || {
             ApiError::new(
                 ErrorCode::UpstreamError,
@@ -479,10 +491,11 @@ async fn first_bytes(
     let mut body = response.bytes_stream();
     let first = match tokio::time::timeout_at(by, body.next()).await {
         Err(_) => {
+            zhipu_error::count_error("timeout".into());
             return Err((
                 ApiError::upstream_timeout("The upstream did not start answering in time."),
                 Some(Retry::FirstByte),
-            ))
+            ));
         }
         Ok(Some(Err(error))) => return Err((transport_error(&error), None)),
         Ok(Some(Ok(first))) => Some(first),
@@ -513,6 +526,12 @@ async fn read_capped(response: reqwest::Response, deadline: Instant, cap: usize)
 
 pub fn transport_error(error: &reqwest::Error) -> ApiError {
     tracing::warn!(%error, "upstream transport error");
+    let label = match (error.is_timeout(), error.is_connect()) {
+        (true, _) => "timeout",
+        (false, true) => "connect",
+        (false, false) => "transport",
+    };
+    zhipu_error::count_error(label.into());
     if error.is_timeout() {
         ApiError::upstream_timeout("The upstream did not answer in time.")
     } else if error.is_connect() {

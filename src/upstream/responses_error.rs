@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use super::zhipu_error::{map_zhipu_error, map_zhipu_value};
+use super::zhipu_error::{count_error, http_label, map_zhipu_error, map_zhipu_value, OTHER_CODE};
 use crate::error::{ApiError, ErrorCode};
 
 /// Maps an error answer of the Response API (any status, any bytes).
@@ -16,6 +16,7 @@ pub fn map_responses_error(status: u16, body: &[u8]) -> ApiError {
     match (status, error) {
         // A stored response Zhipu no longer holds (a path it does not route has no such body).
         (404, Some(error)) => {
+            count_error(http_label(404));
             let message = error.get("message").and_then(Value::as_str);
             let message = message.unwrap_or("Zhipu has no response with this id.");
             ApiError::new(ErrorCode::ResponseNotFound, message)
@@ -87,6 +88,10 @@ fn by_code(code: &str, error: &Value) -> ApiError {
         }
         _ => ApiError::new(ErrorCode::UpstreamError, message),
     };
+    count_error(match error.code {
+        ErrorCode::UpstreamError => OTHER_CODE,
+        _ => code.to_owned().into(),
+    });
     match param {
         Some(param) if error.param.is_none() => error.param(param),
         _ => error,

@@ -2,9 +2,11 @@
 //! code, with a fallback by HTTP status for bodies that are not Zhipu's `{"error":{…}}`.
 //! Messages are English, ending with Zhipu's code and original text.
 
+use metrics::SharedString;
 use serde_json::Value;
 
 use crate::error::{ApiError, ErrorCode};
+use crate::telemetry::series;
 
 /// Longest Zhipu message echoed to clients, in characters.
 const MAX_MESSAGE_CHARS: usize = 1000;
@@ -36,7 +38,10 @@ pub fn map_zhipu_error(status: u16, body: &[u8]) -> ApiError {
 pub fn map_zhipu_error_for(status: u16, body: &[u8], model: Option<&str>) -> ApiError {
     match serde_json::from_slice::<Value>(body) {
         Ok(value) => map_zhipu_value_for(status, &value, model),
-        Err(_) => by_status(status, None),
+        Err(_) => {
+            count_error(http_label(status));
+            by_status(status, None)
+        }
     }
 }
 
@@ -50,6 +55,7 @@ pub fn map_zhipu_value(status: u16, body: &Value) -> ApiError {
 /// "… (zhipu code 1211: 模型不存在，请检查模型代码。)".
 pub fn map_zhipu_value_for(status: u16, body: &Value, model: Option<&str>) -> ApiError {
     let Some(error) = body.get("error").filter(|e| e.is_object()) else {
+        count_error(http_label(status));
         return by_status(status, None);
     };
     let code = match error.get("code") {
@@ -73,7 +79,29 @@ pub fn map_zhipu_value_for(status: u16, body: &Value, model: Option<&str>) -> Ap
         .as_deref()
         .and_then(|c| c.parse::<u32>().ok())
         .and_then(|c| map_code(c, raw, model, &origin));
+    count_error(match (&by_code, code) {
+        (Some(_), Some(code)) => SharedString::from(code),
+        (None, Some(_)) => OTHER_CODE,
+        (_, None) => http_label(status),
+    });
     by_code.unwrap_or_else(|| by_status(status, Some(format!("{} {origin}", generic(status)))))
+}
+
+/// The label of an error code the mapping does not know: Zhipu's codes are few, but an
+/// upstream may send anything, and each label is a series.
+pub const OTHER_CODE: SharedString = SharedString::const_str("other");
+
+/// Counts one upstream error answer (every attempt's) in `glm_gateway_upstream_errors_total`:
+/// by Zhipu's business code when the mapping knows it (`1301`, `model_not_found`), `other` for
+/// a code it does not, `http_<status>` for a body without a code, and `timeout`, `connect` or
+/// `transport` when no answer came.
+pub fn count_error(label: SharedString) {
+    series::upstream_error(label);
+}
+
+/// The label of an error answer without a Zhipu code.
+pub fn http_label(status: u16) -> SharedString {
+    SharedString::from(format!("http_{status}"))
 }
 
 /// Names `model` in an already-mapped error that speaks of "The model" without naming it, for

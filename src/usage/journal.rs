@@ -167,6 +167,17 @@ impl Journal {
             tracing::info!(rows = backlog, segments = existing.len(), dir = %dir.display(), "usage journal holds rows from an earlier run; the writer replays them");
         }
         metrics::gauge!(METRIC_BACKLOG).set(backlog as f64);
+        // Shown from the start, at 0, so that dashboards and alerts see them before any trouble.
+        let counters = [
+            METRIC_ROWS_WRITTEN,
+            METRIC_WRITE_ERRORS,
+            METRIC_JOURNAL_ERRORS,
+            METRIC_ROWS_REJECTED,
+            METRIC_ROWS_SET_ASIDE,
+        ];
+        for name in counters {
+            metrics::counter!(name).increment(0);
+        }
         Ok(Journal {
             dir: dir.to_path_buf(),
             segment_limit,

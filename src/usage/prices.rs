@@ -121,6 +121,14 @@ impl PriceTable {
         }
     }
 
+    /// The models priced by their exact name (lowercase).
+    pub fn models(&self) -> impl Iterator<Item = &str> {
+        self.entries
+            .iter()
+            .filter(|e| !e.prefix)
+            .map(|e| e.pattern.as_str())
+    }
+
     /// The cost of a row; `None` when no entry covers the model at that time. Among the
     /// entries in force on the row's UTC date (`since` on or before it), the most specific
     /// pattern wins, then the latest `since`, then configuration over the built-in table.

@@ -5,7 +5,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -13,108 +13,16 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
+use metrics::SharedString;
 use tokio::time::Instant;
 
-use super::tap::{floor_char_boundary, MAX_CONTENT_BYTES};
-use super::{Journal, PriceTable, Prompt, Tap, TokenUsage, UsageEvent, UsageSource};
+use super::{Prompt, Tap, TokenUsage, UsageEvent, UsageSource};
 use crate::error::{ApiError, ErrorCode};
 use crate::keys::ApiKey;
 use crate::request_id::RequestId;
-
-/// Where rows go: priced, then appended to the journal. `None` journal: the ledger is off.
-pub struct Ledger {
-    journal: Option<Arc<Journal>>,
-    prices: PriceTable,
-    store_content: bool,
-    limiter: Option<Arc<crate::limits::Limiter>>,
-}
-
-impl Ledger {
-    pub fn new(journal: Option<Arc<Journal>>, prices: PriceTable, store_content: bool) -> Self {
-        Self {
-            journal,
-            prices,
-            store_content,
-            limiter: None,
-        }
-    }
-
-    /// Settles each recorded request's limit reservation.
-    pub fn with_limiter(mut self, limiter: Arc<crate::limits::Limiter>) -> Self {
-        self.limiter = Some(limiter);
-        self
-    }
-
-    pub fn journal(&self) -> Option<&Arc<Journal>> {
-        self.journal.as_ref()
-    }
-
-    /// Whether a new request may be served: false only under `on_journal_full = "refuse"`
-    /// while `[usage] memory_rows` rows the journal could not take wait in memory. Cheap.
-    pub fn accepting(&self) -> bool {
-        self.journal
-            .as_ref()
-            .is_none_or(|journal| journal.accepting())
-    }
-
-    pub fn stores_content(&self) -> bool {
-        self.store_content
-    }
-
-    fn record(&self, mut event: UsageEvent) {
-        self.limiter
-            .iter()
-            .for_each(|limiter| limiter.settle(&event));
-        let Some(journal) = &self.journal else { return };
-        make_storable(&mut event);
-        if let Some(model) = &event.upstream_model {
-            event.cost = self.prices.cost(
-                model,
-                event.created_at,
-                event.prompt_tokens,
-                event.completion_tokens,
-                event.image_count,
-            );
-        }
-        journal.append(&event);
-    }
-}
-
-/// Model names longer than this are cut in the row (a client may send anything).
-const MAX_MODEL_CHARS: usize = 200;
-
-/// Text from clients goes into the row, but Postgres refuses NUL characters in text, and one
-/// refused row must not hold up the ledger: NULs are removed, model names kept short.
-fn make_storable(event: &mut UsageEvent) {
-    let texts = [
-        &mut event.requested_model,
-        &mut event.upstream_model,
-        &mut event.error_code,
-        &mut event.prompt_text,
-        &mut event.completion_text,
-    ];
-    for text in texts.into_iter().flatten() {
-        if text.contains('\0') {
-            text.retain(|c| c != '\0');
-        }
-    }
-    for text in [&mut event.requested_model, &mut event.upstream_model]
-        .into_iter()
-        .flatten()
-    {
-        if let Some((cut, _)) = text.char_indices().nth(MAX_MODEL_CHARS) {
-            text.truncate(cut);
-        }
-    }
-    for text in [&mut event.prompt_text, &mut event.completion_text]
-        .into_iter()
-        .flatten()
-    {
-        if text.len() > MAX_CONTENT_BYTES {
-            text.truncate(floor_char_boundary(text, MAX_CONTENT_BYTES));
-        }
-    }
-}
+use crate::telemetry::clock::RequestClock;
+use crate::telemetry::labels::NONE;
+use crate::telemetry::series::{self, RequestLabels};
 
 /// How a relayed stream ended.
 #[derive(Debug, Default)]
@@ -142,6 +50,10 @@ struct Pending {
     noted: Mutex<Noted>,
     claimed: AtomicBool,
     recorded: AtomicBool,
+    /// The request's clock, for its metrics (`None` outside `observe`).
+    clock: Option<Arc<RequestClock>>,
+    /// The metric labels of the model sent and of the GLM model, once known.
+    model_labels: OnceLock<(SharedString, SharedString)>,
 }
 
 /// What handlers have told the ticket so far.
@@ -166,7 +78,27 @@ impl UsageTicket {
 
     /// The model the client named and the GLM model it maps to.
     pub fn set_models(&self, requested: &str, upstream: &str) {
+        let labels = &self.0.ledger.labels;
+        let _ = self
+            .0
+            .model_labels
+            .set((labels.alias(requested), labels.model(upstream)));
         self.noted().models = Some((requested.to_owned(), upstream.to_owned()));
+    }
+
+    /// The stream's first frame is about to reach the client: its time to first token.
+    pub fn first_frame(&self) {
+        if let Some(clock) = &self.0.clock {
+            series::stream_first_frame(clock, self.0.alias_label());
+        }
+    }
+
+    /// The labels `observe` counts the request with.
+    fn labels(&self) -> RequestLabels {
+        RequestLabels {
+            alias: self.0.alias_label(),
+            team: SharedString::from(Arc::clone(&self.0.key.team)),
+        }
     }
 
     pub fn set_prompt(&self, prompt: Prompt) {
@@ -186,25 +118,26 @@ impl UsageTicket {
     /// Takes the row over from `track_usage` for a stream, whose row is written at its end.
     pub fn claim_stream(&self) -> Self {
         self.0.claimed.store(true, Ordering::Release);
+        if let Some(clock) = &self.0.clock {
+            clock.mark_stream();
+        }
         self.clone()
     }
 
     /// Writes a stream's row; called before the stream's last frames reach the client.
     pub fn finish_stream(&self, end: StreamEnd) {
         let mut event = self.0.event(200, end.error_code, true);
-        self.0.count_tokens(&mut event, &end.tap);
+        let reasoning = self.0.count_tokens(&mut event, &end.tap);
         event.client_disconnected = end.client_disconnected;
-        self.0.record(event);
+        self.0.record(event, reasoning);
     }
 
     fn finish_response(&self, status: u16, error: Option<&ApiError>) {
         let code = error.map(|e| e.code.as_str().to_owned());
         let mut event = self.0.event(status, code, false);
         let answer = self.noted().answer.take();
-        if let Some(tap) = answer {
-            self.0.count_tokens(&mut event, &tap);
-        }
-        self.0.record(event);
+        let reasoning = answer.map_or(0, |tap| self.0.count_tokens(&mut event, &tap));
+        self.0.record(event, reasoning);
     }
 
     fn noted(&self) -> MutexGuard<'_, Noted> {
@@ -217,9 +150,16 @@ impl Pending {
         self.noted.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn alias_label(&self) -> SharedString {
+        self.model_labels
+            .get()
+            .map_or(NONE, |(alias, _)| alias.clone())
+    }
+
     /// The upstream's counts when it gave them; otherwise, if any answer came, an estimate from
-    /// the prompt and the answer's length, never a silent 0.
-    fn count_tokens(&self, event: &mut UsageEvent, tap: &Tap) {
+    /// the prompt and the answer's length, never a silent 0. Returns the reasoning tokens,
+    /// which the row does not keep.
+    fn count_tokens(&self, event: &mut UsageEvent, tap: &Tap) -> i64 {
         let (tokens, source) = match tap.tokens() {
             Some(tokens) => (tokens, UsageSource::Upstream),
             None if tap.answer_chars() > 0 => {
@@ -230,7 +170,7 @@ impl Pending {
                     prompt,
                     completion,
                     total: prompt + completion,
-                    cached: 0,
+                    ..TokenUsage::default()
                 };
                 (tokens, UsageSource::Estimated)
             }
@@ -239,11 +179,13 @@ impl Pending {
         apply_tokens(event, tokens, source);
         event.image_count = tap.images();
         event.completion_text = tap.completion_text();
+        tokens.reasoning
     }
 
-    /// Writes the row unless it was written already.
-    fn record(&self, event: UsageEvent) {
+    /// Writes the row unless it was written already, with its access line and metrics.
+    fn record(&self, event: UsageEvent, reasoning: i64) {
         if !self.recorded.swap(true, Ordering::AcqRel) {
+            self.report(&event, reasoning);
             self.ledger.record(event);
         }
     }
@@ -254,7 +196,7 @@ impl Pending {
             request_id: self.request_id.as_str().to_owned(),
             created_at: self.created_at,
             api_key_id: self.key.id.clone(),
-            team: self.key.team.clone(),
+            team: self.key.team.to_string(),
             endpoint: self.endpoint.to_owned(),
             requested_model: noted.models.as_ref().map(|m| m.0.clone()),
             upstream_model: noted.models.as_ref().map(|m| m.1.clone()),
@@ -301,13 +243,12 @@ impl Drop for Pending {
             let prompt = TokenUsage::estimate(chars);
             let tokens = TokenUsage {
                 prompt,
-                completion: 0,
                 total: prompt,
-                cached: 0,
+                ..TokenUsage::default()
             };
             apply_tokens(&mut event, tokens, UsageSource::Estimated);
         }
-        self.record(event);
+        self.record(event, 0);
     }
 }
 
@@ -370,15 +311,18 @@ pub async fn track_usage(
         noted: Mutex::default(),
         claimed: AtomicBool::new(false),
         recorded: AtomicBool::new(false),
+        clock: RequestClock::current(),
+        model_labels: OnceLock::new(),
     }));
     request.extensions_mut().insert(ticket.clone());
-    let response = match AssertUnwindSafe(next.run(request)).catch_unwind().await {
+    let mut response = match AssertUnwindSafe(next.run(request)).catch_unwind().await {
         Ok(response) => response,
         Err(_) => ApiError::internal(&"a handler panicked").into_response(),
     };
     if !ticket.0.claimed.load(Ordering::Acquire) {
         ticket.finish_response(response.status().as_u16(), response.extensions().get());
     }
+    response.extensions_mut().insert(ticket.labels());
     response
 }
 
@@ -394,6 +338,11 @@ fn ledger_unavailable() -> ApiError {
     )
     .retry_after(LEDGER_RETRY_SECS)
 }
+
+mod ledger;
+mod report;
+
+pub use ledger::Ledger;
 
 #[cfg(test)]
 mod refusal_tests;

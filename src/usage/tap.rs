@@ -12,17 +12,19 @@ mod responses;
 /// base64 images cannot make a row (and a batch of them) huge.
 pub const MAX_CONTENT_BYTES: usize = 64 * 1024;
 
-const CHAT_USAGE: [&str; 4] = [
+const CHAT_USAGE: [&str; 5] = [
     "/prompt_tokens",
     "/completion_tokens",
     "/total_tokens",
     "/prompt_tokens_details/cached_tokens",
+    "/completion_tokens_details/reasoning_tokens",
 ];
-const RESPONSES_USAGE: [&str; 4] = [
+const RESPONSES_USAGE: [&str; 5] = [
     "/input_tokens",
     "/output_tokens",
     "/total_tokens",
     "/input_tokens_details/cached_tokens",
+    "/output_tokens_details/reasoning_tokens",
 ];
 
 /// Token counts as the upstream reports them.
@@ -32,6 +34,9 @@ pub struct TokenUsage {
     pub completion: i64,
     pub total: i64,
     pub cached: i64,
+    /// Completion tokens spent on reasoning, when the upstream says (metrics only; the row
+    /// has no column for them).
+    pub reasoning: i64,
 }
 
 impl TokenUsage {
@@ -45,10 +50,10 @@ impl TokenUsage {
         Self::read(usage, RESPONSES_USAGE)
     }
 
-    /// `names`: where the prompt, completion, total and cached counts are.
-    fn read(usage: &Value, names: [&str; 4]) -> Option<Self> {
+    /// `names`: where the prompt, completion, total, cached and reasoning counts are.
+    fn read(usage: &Value, names: [&str; 5]) -> Option<Self> {
         let count = |pointer: &str| usage.at(pointer).and_then(Value::as_i64);
-        let [prompt, completion, total, cached] = names;
+        let [prompt, completion, total, cached, reasoning] = names;
         let (prompt, completion) = (count(prompt), count(completion));
         if prompt.is_none() && completion.is_none() {
             return None;
@@ -59,6 +64,7 @@ impl TokenUsage {
             completion,
             total: count(total).unwrap_or(prompt + completion),
             cached: count(cached).unwrap_or(0),
+            reasoning: count(reasoning).unwrap_or(0),
         })
     }
 
@@ -74,6 +80,7 @@ impl TokenUsage {
         self.completion += other.completion;
         self.total += other.total;
         self.cached += other.cached;
+        self.reasoning += other.reasoning;
     }
 }
 
@@ -292,7 +299,8 @@ mod tests {
                 prompt: 4,
                 completion: 6,
                 total: 10,
-                cached: 0
+                cached: 0,
+                reasoning: 0,
             })
         );
         assert_eq!(tap.completion_text(), None);
@@ -315,12 +323,14 @@ mod tests {
             completion: 0,
             total: 2,
             cached: 0,
+            reasoning: 0,
         });
         tap.add_tokens(TokenUsage {
             prompt: 3,
             completion: 0,
             total: 3,
             cached: 1,
+            reasoning: 2,
         });
         assert_eq!(
             tap.tokens(),
@@ -328,7 +338,8 @@ mod tests {
                 prompt: 5,
                 completion: 0,
                 total: 5,
-                cached: 1
+                cached: 1,
+                reasoning: 2,
             })
         );
     }

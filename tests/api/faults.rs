@@ -140,19 +140,63 @@ async fn requests_are_served_while_the_database_is_down_and_every_row_arrives_af
     app.shutdown().await;
 }
 
+/// What the real binary needs besides its config file: the database, the upstream (the
+/// emulator at `upstream`), the admin token and the journal folder.
+pub(crate) fn gateway_env(
+    database_url: &str,
+    upstream: String,
+    journal: &std::path::Path,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("DATABASE_URL", database_url.to_owned()),
+        ("ZHIPUAI_API_KEY", UPSTREAM_KEY.to_owned()),
+        ("ZHIPUAI_BASE_URL", upstream),
+        ("GLM_GATEWAY_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
+        ("GLM_GATEWAY_JOURNAL_DIR", journal.display().to_string()),
+    ]
+}
+
+/// A key made through the admin API of the gateway at `url`, for `team`: (the key, its id).
+pub(crate) async fn create_key_at(url: &str, team: &str) -> (String, String) {
+    let created: Value = reqwest::Client::new()
+        .post(format!("{url}/admin/keys"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"name": "test", "team": team}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let text = |field: &str| created[field].as_str().unwrap().to_owned();
+    (text("key"), text("id"))
+}
+
 /// The real binary, started with `serve`; returns it and its URL.
 pub(crate) async fn start_gateway(
     env: &[(&str, String)],
     config: &std::path::Path,
 ) -> (Child, String) {
+    start_gateway_with(&[], env, config, Stdio::null()).await
+}
+
+/// [`start_gateway`] with more arguments before `serve` (`--log-format json`), its stderr (its
+/// log) going to `stderr`: piped, it is read with `wait_with_output` after a kill.
+pub(crate) async fn start_gateway_with(
+    args: &[&str],
+    env: &[(&str, String)],
+    config: &std::path::Path,
+    stderr: Stdio,
+) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_glm-gateway"))
         .arg("--config")
         .arg(config)
+        .args(args)
         .arg("serve")
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .env("GLM_GATEWAY_LISTEN", "127.0.0.1:0")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .kill_on_drop(true)
         .spawn()
         .unwrap();
@@ -170,16 +214,7 @@ async fn kill_9_during_a_burst_loses_no_completed_request_and_duplicates_none() 
     let folder = tempfile::tempdir().unwrap();
     let upstream = crate::helpers::spawn_emulator(Duration::from_millis(5)).await;
     let database_url = fresh_postgres_database().await;
-    let env = [
-        ("DATABASE_URL", database_url.clone()),
-        ("ZHIPUAI_API_KEY", UPSTREAM_KEY.to_owned()),
-        ("ZHIPUAI_BASE_URL", upstream),
-        ("GLM_GATEWAY_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
-        (
-            "GLM_GATEWAY_JOURNAL_DIR",
-            folder.path().join("journal").display().to_string(),
-        ),
-    ];
+    let env = gateway_env(&database_url, upstream, &folder.path().join("journal"));
     // The first run holds rows back (a long flush interval), so the kill finds them in the journal.
     let holding = folder.path().join("holding.toml");
     std::fs::write(
@@ -192,17 +227,7 @@ async fn kill_9_during_a_burst_loses_no_completed_request_and_duplicates_none() 
 
     let (mut gateway, url) = start_gateway(&env, &holding).await;
     let http = reqwest::Client::new();
-    let created: Value = http
-        .post(format!("{url}/admin/keys"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({"name": "burst", "team": "t"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key = created["key"].as_str().unwrap().to_owned();
+    let (key, _) = create_key_at(&url, "t").await;
 
     let completed = Arc::new(Mutex::new(Vec::<String>::new()));
     let mut workers = Vec::new();

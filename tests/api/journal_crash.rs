@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::faults::start_gateway;
-use crate::helpers::{fresh_postgres_database, request_id, usage_rows, ADMIN_TOKEN, UPSTREAM_KEY};
+use crate::faults::{create_key_at, gateway_env, start_gateway};
+use crate::helpers::{fresh_postgres_database, request_id, usage_rows};
 use crate::journal::FullDisk;
 
 /// Rows the gateway may hold in memory: the most a crash may cost.
@@ -61,16 +61,7 @@ async fn kill_9_with_the_journal_on_a_full_disk_loses_at_most_the_rows_in_memory
     let folder = tempfile::tempdir().unwrap();
     let upstream = crate::helpers::spawn_emulator(Duration::from_millis(2)).await;
     let database_url = fresh_postgres_database().await;
-    let env = [
-        ("DATABASE_URL", database_url.clone()),
-        ("ZHIPUAI_API_KEY", UPSTREAM_KEY.to_owned()),
-        ("ZHIPUAI_BASE_URL", upstream),
-        ("GLM_GATEWAY_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
-        (
-            "GLM_GATEWAY_JOURNAL_DIR",
-            disk.journal_dir().display().to_string(),
-        ),
-    ];
+    let env = gateway_env(&database_url, upstream, &disk.journal_dir());
     // Rows on disk would wait ten minutes; rows only in memory must not wait at all.
     let config = folder.path().join("gateway.toml");
     let settings = format!(
@@ -80,17 +71,7 @@ async fn kill_9_with_the_journal_on_a_full_disk_loses_at_most_the_rows_in_memory
 
     let (mut gateway, url) = start_gateway(&env, &config).await;
     let http = reqwest::Client::new();
-    let created: Value = http
-        .post(format!("{url}/admin/keys"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({"name": "burst", "team": "t"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key = created["key"].as_str().unwrap().to_owned();
+    let (key, _) = create_key_at(&url, "t").await;
     disk.fill();
 
     let completed = burst(&url, &key, 300).await;

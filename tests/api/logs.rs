@@ -1,15 +1,15 @@
-//! Client-given text cannot forge log lines: the real binary's stderr after requests that log
-//! a team, a key id and a model holding CR/LF, ESC and NUL.
+//! The real binary's log. Client-given text cannot forge text lines (a team, a key id and a
+//! model holding CR/LF, ESC and NUL); JSON lines parse, carry the request id, give one access
+//! line per request, and hold no secret.
 
 use std::process::Stdio;
 use std::time::Duration;
 
 use glm_gateway::store::Db;
-use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
+use serde_json::{json, Value};
 
-use crate::helpers::{ADMIN_TOKEN, UPSTREAM_KEY};
+use crate::faults::{create_key_at, gateway_env, start_gateway_with};
+use crate::helpers::{request_id, ADMIN_TOKEN, UPSTREAM_KEY};
 
 const FORGED_TEAM: &str = "t\r\nFAKE ERROR line\x1b[31m\0";
 const FORGED_TEAM_IN_PATH: &str = "t%0D%0AFAKE%20ERROR%20line%1B%5B31m%00";
@@ -36,31 +36,9 @@ async fn control_characters_in_client_text_never_reach_the_log_raw() {
     let config = folder.path().join("gateway.toml");
     std::fs::write(&config, "").unwrap();
 
-    let mut gateway = Command::new(env!("CARGO_BIN_EXE_glm-gateway"))
-        .arg("--config")
-        .arg(&config)
-        .arg("serve")
-        .env("DATABASE_URL", &database_url)
-        .env("ZHIPUAI_API_KEY", UPSTREAM_KEY)
-        .env("ZHIPUAI_BASE_URL", upstream)
-        .env("GLM_GATEWAY_ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("GLM_GATEWAY_LISTEN", "127.0.0.1:0")
-        .env("GLM_GATEWAY_JOURNAL_DIR", folder.path().join("journal"))
-        .env("RUST_LOG", "glm_gateway=debug,warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(gateway.stdout.take().unwrap()).lines();
-    let mut url = None;
-    while let Some(line) = lines.next_line().await.unwrap() {
-        if let Some(found) = line.strip_prefix("glm-gateway listening on ") {
-            url = Some(found.to_owned());
-            break;
-        }
-    }
-    let url = url.expect("the gateway did not start");
+    let mut env = gateway_env(&database_url, upstream, &folder.path().join("journal"));
+    env.push(("RUST_LOG", "glm_gateway=debug,warn".to_owned()));
+    let (gateway, url) = start_gateway_with(&[], &env, &config, Stdio::piped()).await;
     let http = reqwest::Client::new();
 
     let chat = http
@@ -90,6 +68,7 @@ async fn control_characters_in_client_text_never_reach_the_log_raw() {
         .unwrap();
     assert_eq!(revoked.status(), 200);
 
+    let mut gateway = gateway;
     gateway.start_kill().unwrap();
     let output = gateway.wait_with_output().await.unwrap();
     let log = String::from_utf8_lossy(&output.stderr);
@@ -105,4 +84,148 @@ async fn control_characters_in_client_text_never_reach_the_log_raw() {
     assert!(!output.stderr.contains(&0x1b), "a raw ESC in: {log}");
     assert!(!output.stderr.contains(&0), "a raw NUL in: {log}");
     assert!(!output.stderr.contains(&b'\r'), "a raw CR in: {log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_parse_carry_request_ids_give_one_access_line_per_request_and_hold_no_secret() {
+    let folder = tempfile::tempdir().unwrap();
+    let upstream = crate::helpers::spawn_emulator(Duration::from_millis(1)).await;
+    let config = folder.path().join("gateway.toml");
+    std::fs::write(&config, "").unwrap();
+    let database_url = format!("sqlite://{}", folder.path().join("gateway.db").display());
+    let mut env = gateway_env(&database_url, upstream, &folder.path().join("journal"));
+    env.push(("RUST_LOG", "glm_gateway=debug,warn".to_owned()));
+    let args = ["--log-format", "json"];
+    let (mut gateway, url) = start_gateway_with(&args, &env, &config, Stdio::piped()).await;
+    let http = reqwest::Client::new();
+    let keys = [
+        create_key_at(&url, "alpha").await,
+        create_key_at(&url, "beta").await,
+    ];
+    let chat = |content: &str, stream: bool| {
+        json!({"model": "gpt-4o", "stream": stream,
+               "messages": [{"role": "user", "content": content}]})
+    };
+    let embed = json!({"model": "text-embedding-3-small", "input": ["a", "b"]});
+    // (path, body, key, status, the alias and GLM model logged)
+    let runs = [
+        (
+            "chat/completions",
+            chat("Hello", false),
+            0,
+            200,
+            "gpt-4o",
+            "glm-4.6v",
+        ),
+        (
+            "chat/completions",
+            chat("Hello", true),
+            1,
+            200,
+            "gpt-4o",
+            "glm-4.6v",
+        ),
+        (
+            "embeddings",
+            embed,
+            0,
+            200,
+            "text-embedding-3-small",
+            "embedding-3",
+        ),
+        (
+            "chat/completions",
+            chat("#error 1301", false),
+            1,
+            400,
+            "gpt-4o",
+            "glm-4.6v",
+        ),
+        (
+            "chat/completions",
+            chat("a retry #error 1234 #once", false),
+            0,
+            200,
+            "gpt-4o",
+            "glm-4.6v",
+        ),
+    ];
+    let mut served = Vec::new();
+    for (path, body, key, status, alias, model) in runs {
+        let response = http
+            .post(format!("{url}/v1/{path}"))
+            .bearer_auth(&keys[key].0)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status, "{path} {body}");
+        let id = request_id(&response);
+        response.bytes().await.unwrap();
+        served.push((id, key, status, alias, model));
+    }
+    let unauthorized = http
+        .post(format!("{url}/v1/chat/completions"))
+        .bearer_auth("sk-glm-nobody-nothing")
+        .json(&chat("Hello", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthorized.status(), 401);
+
+    gateway.start_kill().unwrap();
+    let output = gateway.wait_with_output().await.unwrap();
+    let log = String::from_utf8(output.stderr).unwrap();
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    assert!(lines.len() > served.len(), "{log}");
+    let access: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["target"] == "glm_gateway::access")
+        .collect();
+    assert_eq!(access.len(), served.len(), "{log}");
+    for (id, key, status, alias, model) in &served {
+        let mine: Vec<&&Value> = access.iter().filter(|l| l["request_id"] == **id).collect();
+        assert_eq!(mine.len(), 1, "one access line for {id}: {log}");
+        let line = mine[0];
+        assert_eq!(line["span"]["request_id"], **id, "{line}");
+        assert_eq!(line["key"], *keys[*key].1, "{line}");
+        assert_eq!(line["team"], ["alpha", "beta"][*key], "{line}");
+        assert_eq!(line["status"], *status, "{line}");
+        assert_eq!(line["alias"], *alias, "{line}");
+        assert_eq!(line["model"], *model, "{line}");
+        for field in [
+            "prompt_tokens",
+            "completion_tokens",
+            "latency_ms",
+            "upstream_ms",
+        ] {
+            assert!(line[field].is_u64(), "{field} in {line}");
+        }
+        if *status == 200 {
+            assert!(line["prompt_tokens"].as_u64().unwrap() > 0, "{line}");
+        }
+    }
+    // Lines logged while serving a request carry its id, like the retry of the 1234.
+    let retry = lines
+        .iter()
+        .find(|l| l["message"] == "retrying an upstream call")
+        .unwrap_or_else(|| panic!("no retry logged: {log}"));
+    assert_eq!(retry["span"]["request_id"], *served[4].0, "{retry}");
+    for line in lines.iter().filter(|l| l.get("span").is_some()) {
+        assert!(line["span"]["request_id"].is_string(), "{line}");
+    }
+
+    let upstream_secret = UPSTREAM_KEY.split_once('.').unwrap().1;
+    let mut secrets = vec![UPSTREAM_KEY, upstream_secret, ADMIN_TOKEN, "eyJ"];
+    for (key, id) in &keys {
+        let secret = key.rsplit_once('-').unwrap().1;
+        assert!(secret.len() >= 16 && !id.contains(secret), "{key}");
+        secrets.extend([key.as_str(), secret]);
+    }
+    for secret in secrets {
+        assert!(!log.contains(secret), "the log holds {secret:?}: {log}");
+    }
 }

@@ -12,6 +12,7 @@ use tower::ServiceExt;
 use super::*;
 use crate::config::OnJournalFull;
 use crate::usage::journal::tests::{bounded, event, unwritable};
+use crate::usage::PriceTable;
 
 static HANDLED: AtomicUsize = AtomicUsize::new(0);
 

@@ -7,6 +7,7 @@ use tower::ServiceExt;
 use super::*;
 use crate::keys::hash_secret;
 use crate::store::KeyRecord;
+use crate::usage::{Journal, PriceTable};
 
 /// A request to `path` as `require_api_key` and `observe` leave it: with a key and an id.
 pub(super) fn keyed_request(path: &str) -> Request {

@@ -128,6 +128,7 @@ mod tests {
             completion: 3,
             total: 10,
             cached: 2,
+            reasoning: 1,
         };
         assert_eq!(tap.tokens(), Some(expected));
         assert_eq!(tap.completion_text().as_deref(), Some("héllo"));
