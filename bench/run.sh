@@ -121,7 +121,7 @@ start_nginx() {
   local proxy="proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_buffering off;"
   cat >"$dir/nginx.conf" <<EOF
 worker_processes 1;
-worker_rlimit_nofile 65536;
+worker_rlimit_nofile $(ulimit -n);
 error_log $dir/error.log warn;
 pid $dir/nginx.pid;
 events { worker_connections 16384; }
@@ -210,7 +210,8 @@ url_of() {
   case $1:$2 in
     mock:chat) echo "http://127.0.0.1:$MOCK_PORT/api/paas/v4/chat/completions" ;;
     mock:embeddings) echo "http://127.0.0.1:$MOCK_PORT/api/paas/v4/embeddings" ;;
-    nginx:*) echo "http://127.0.0.1:$NGINX_PORT/v1/$2" ;;
+    nginx:chat) echo "http://127.0.0.1:$NGINX_PORT/v1/chat/completions" ;;
+    nginx:embeddings) echo "http://127.0.0.1:$NGINX_PORT/v1/embeddings" ;;
     gateway:chat) echo "http://127.0.0.1:$GATEWAY_PORT/v1/chat/completions" ;;
     gateway:embeddings) echo "http://127.0.0.1:$GATEWAY_PORT/v1/embeddings" ;;
   esac
@@ -286,6 +287,7 @@ hold() {
     --body-file "$OUT/bodies/hold.json" --streams "$HOLD_STREAMS" --rate "$RATE" \
     --ready-file "$ready" >"$RESULTS/$target/hold.json" &
   local holder=$! _
+  PIDS+=("$holder")
   for _ in $(seq 1 900); do
     [ -s "$ready" ] && break
     sleep 0.1

@@ -15,7 +15,9 @@ use glm_gateway::openai::{to_glm, ChatCompletionRequest, ChunkRewriter};
 use glm_gateway::relay::StreamTranslator;
 use glm_gateway::sse::SseParser;
 use glm_gateway::store::KeyRecord;
-use glm_gateway::usage::{journal_line, Tap, UsageEvent, UsageSource};
+use glm_gateway::usage::{journal_line, Tap};
+
+mod common;
 
 const SMALL_CHAT: &str = r#"{"model":"gpt-4o","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello"}],"temperature":0.5,"max_tokens":256}"#;
 
@@ -178,30 +180,7 @@ fn key_checks(c: &mut Criterion) {
 }
 
 fn ledger_row(c: &mut Criterion) {
-    let event = UsageEvent {
-        request_id: "0190e1c2-7c7c-7a3a-9f3e-2f5c1b6a9d10".into(),
-        created_at: Utc::now(),
-        api_key_id: "k3xq9zt2m1ab".into(),
-        team: "platform".into(),
-        endpoint: "/v1/chat/completions".into(),
-        requested_model: Some("gpt-4o".into()),
-        upstream_model: Some("glm-4.6v".into()),
-        streamed: true,
-        status_code: 200,
-        error_code: None,
-        prompt_tokens: 120,
-        completion_tokens: 80,
-        total_tokens: 200,
-        cached_tokens: 0,
-        image_count: 0,
-        latency_ms: 900,
-        usage_source: UsageSource::Upstream,
-        client_disconnected: false,
-        cost: Some(0.0004),
-        prompt_text: None,
-        emulated: None,
-        completion_text: None,
-    };
+    let event = common::usage_event(1);
     c.bench_function("ledger/journal_line", |b| {
         b.iter(|| journal_line(black_box(&event)))
     });
