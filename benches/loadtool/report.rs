@@ -295,7 +295,11 @@ fn targets(r: &Results) -> anyhow::Result<String> {
         met,
     } in checks
     {
-        let digits = if unit == "ms" { 3 } else { 1 };
+        let digits = match unit {
+            "ms" => 3,
+            "" => 0,
+            _ => 1,
+        };
         let verdict = if met { "met" } else { "**not met**" };
         writeln!(
             out,
