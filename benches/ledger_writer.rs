@@ -14,9 +14,11 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use glm_gateway::store::Db;
-use glm_gateway::usage::{run_writer, Journal, UsageEvent, UsageSource, WriterSettings};
+use glm_gateway::usage::{run_writer, Journal, WriterSettings};
 use sqlx::Connection;
 use tokio_util::sync::CancellationToken;
+
+mod common;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -38,7 +40,7 @@ async fn main() -> anyhow::Result<()> {
     let journal = Arc::new(Journal::open(folder.path())?);
     let appended = Instant::now();
     for i in 0..rows {
-        journal.append(&event(i));
+        journal.append(&common::usage_event(i));
     }
     let append_time = appended.elapsed();
     println!(
@@ -84,33 +86,6 @@ async fn main() -> anyhow::Result<()> {
         .execute(&mut admin)
         .await?;
     Ok(())
-}
-
-fn event(i: usize) -> UsageEvent {
-    UsageEvent {
-        request_id: format!("{:032x}", i),
-        created_at: Utc::now(),
-        api_key_id: format!("key{}", i % 50),
-        team: format!("team{}", i % 7),
-        endpoint: "/v1/chat/completions".into(),
-        requested_model: Some("gpt-4o".into()),
-        upstream_model: Some("glm-4.6v".into()),
-        streamed: i.is_multiple_of(2),
-        status_code: 200,
-        error_code: None,
-        prompt_tokens: 120,
-        completion_tokens: 80,
-        total_tokens: 200,
-        cached_tokens: 0,
-        image_count: 0,
-        latency_ms: 900,
-        usage_source: UsageSource::Upstream,
-        client_disconnected: false,
-        cost: Some(0.0004),
-        prompt_text: None,
-        emulated: None,
-        completion_text: None,
-    }
 }
 
 fn env_number(name: &str, default: usize) -> usize {

@@ -397,7 +397,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-pub(super) fn encode(event: &UsageEvent) -> Option<Vec<u8>> {
+/// One row as its journal line: JSON and a newline (public for the benchmarks).
+pub fn encode(event: &UsageEvent) -> Option<Vec<u8>> {
     match serde_json::to_vec(event) {
         Ok(mut line) => {
             line.push(b'\n');

@@ -12,7 +12,8 @@ mod tap;
 mod writer;
 
 pub use journal::{
-    Journal, JournalOptions, LedgerHealth, SetAside, FOREIGN_DIR, ID_FILE, REJECTED_FILE,
+    encode as journal_line, Journal, JournalOptions, LedgerHealth, SetAside, FOREIGN_DIR, ID_FILE,
+    REJECTED_FILE,
 };
 pub use prices::PriceTable;
 pub use recorder::{track_usage, Ledger, StreamEnd, UsageTicket};
