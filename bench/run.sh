@@ -90,7 +90,7 @@ build() {
   cargo build --release --quiet
   GATEWAY=$ROOT/target/release/glm-gateway
   LOADTOOL=$(cargo bench --bench loadtool --no-run --message-format=json 2>/dev/null |
-    sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
+    sed -n 's/.*"executable":"\([^"]*\/loadtool-[^"]*\)".*/\1/p' | tail -n 1)
   [ -x "$LOADTOOL" ] || die "could not build the load tool (cargo bench --bench loadtool --no-run)"
 }
 

@@ -83,7 +83,7 @@ impl<S: UsageSink> Writer<S> {
             {
                 return;
             }
-            self.fill();
+            self.fill().await;
             self.journal.publish_backlog();
             if self.batch.is_empty() {
                 self.reader.delete_finished();
@@ -108,7 +108,10 @@ impl<S: UsageSink> Writer<S> {
 
     /// Fills the batch: first rows held only in memory (at risk until inserted), then rows
     /// from the segments, until it is full or the journal has no more.
-    fn fill(&mut self) {
+    /// Reading and parsing a whole batch takes milliseconds; the writer steps aside every
+    /// `YIELD_EVERY` rows so requests on the same runtime thread are not held up behind it.
+    async fn fill(&mut self) {
+        const YIELD_EVERY: usize = 32;
         let want = self.settings.batch_size.max(1);
         for row in self
             .journal
@@ -118,7 +121,12 @@ impl<S: UsageSink> Writer<S> {
         }
         while self.batch.len() < want {
             match self.reader.next_row(&self.journal) {
-                Ok(Some(row)) => self.push(row, false),
+                Ok(Some(row)) => {
+                    self.push(row, false);
+                    if self.batch.len() % YIELD_EVERY == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
                 Ok(None) => break,
                 Err(err) => {
                     metrics::counter!(METRIC_JOURNAL_ERRORS).increment(1);
