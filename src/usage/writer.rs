@@ -123,7 +123,7 @@ impl<S: UsageSink> Writer<S> {
             match self.reader.next_row(&self.journal) {
                 Ok(Some(row)) => {
                     self.push(row, false);
-                    if self.batch.len() % YIELD_EVERY == 0 {
+                    if self.batch.len().is_multiple_of(YIELD_EVERY) {
                         tokio::task::yield_now().await;
                     }
                 }
