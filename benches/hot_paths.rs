@@ -8,7 +8,6 @@
 use std::collections::VecDeque;
 use std::hint::black_box;
 
-use chrono::Utc;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use glm_gateway::keys::{self, bearer_token, ApiKey, KeyCache};
 use glm_gateway::openai::{to_glm, ChatCompletionRequest, ChunkRewriter};
@@ -118,19 +117,14 @@ fn streams(c: &mut Criterion) {
 fn key_checks(c: &mut Criterion) {
     let generated = keys::generate();
     let record = KeyRecord {
-        id: generated.id.clone(),
-        name: "bench".into(),
-        team: "bench".into(),
-        secret_hash: generated.secret_hash.clone(),
-        models: None,
         rpm: Some(1 << 40),
         tpm: Some(1 << 50),
-        token_budget: None,
-        cost_budget: None,
-        budget_period: "none".into(),
-        expires_at: None,
-        created_at: Utc::now(),
-        revoked_at: None,
+        ..KeyRecord::unlimited(
+            &generated.id,
+            "bench",
+            "bench",
+            generated.secret_hash.clone(),
+        )
     };
     let Some(key) = ApiKey::from_record(&record) else {
         unreachable!("a row just made");

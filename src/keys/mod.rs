@@ -131,19 +131,8 @@ mod tests {
 
     fn record(models: Option<&str>) -> KeyRecord {
         KeyRecord {
-            id: "abc".into(),
-            name: "n".into(),
-            team: "t".into(),
-            secret_hash: hash_secret("s3cret"),
             models: models.map(String::from),
-            rpm: None,
-            tpm: None,
-            token_budget: None,
-            cost_budget: None,
-            budget_period: "none".into(),
-            expires_at: None,
-            created_at: Utc::now(),
-            revoked_at: None,
+            ..KeyRecord::unlimited("abc", "n", "t", hash_secret("s3cret"))
         }
     }
 

@@ -24,6 +24,27 @@ pub struct KeyRecord {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
+impl KeyRecord {
+    /// A live key made now, for every model, with no limits and no expiry.
+    pub fn unlimited(id: &str, name: &str, team: &str, secret_hash: String) -> Self {
+        Self {
+            id: id.into(),
+            name: name.into(),
+            team: team.into(),
+            secret_hash,
+            models: None,
+            rpm: None,
+            tpm: None,
+            token_budget: None,
+            cost_budget: None,
+            budget_period: "none".into(),
+            expires_at: None,
+            created_at: Utc::now(),
+            revoked_at: None,
+        }
+    }
+}
+
 /// What creating a key stores.
 #[derive(Debug, Clone)]
 pub struct NewKey {

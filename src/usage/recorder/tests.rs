@@ -11,21 +11,7 @@ use crate::usage::{Journal, PriceTable};
 
 /// A request to `path` as `require_api_key` and `observe` leave it: with a key and an id.
 pub(super) fn keyed_request(path: &str) -> Request {
-    let record = KeyRecord {
-        id: "k1".into(),
-        name: "n".into(),
-        team: "t".into(),
-        secret_hash: hash_secret("s"),
-        models: None,
-        rpm: None,
-        tpm: None,
-        token_budget: None,
-        cost_budget: None,
-        budget_period: "none".into(),
-        expires_at: None,
-        created_at: Utc::now(),
-        revoked_at: None,
-    };
+    let record = KeyRecord::unlimited("k1", "n", "t", hash_secret("s"));
     let mut request = Request::new(Body::empty());
     *request.uri_mut() = path.parse().unwrap();
     request
