@@ -42,6 +42,9 @@ pub struct LimitsConfig {
     /// How long a reservation counts when its request never settles (a crashed replica).
     pub reservation_ttl: Duration,
     pub on_store_error: StoreErrorPolicy,
+    /// The share of a key's `rpm` and `tpm` a replica takes from the store at once and spends
+    /// locally; 0 sends every request to the store.
+    pub lease_fraction: f64,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -54,6 +57,7 @@ pub(super) struct FileLimits {
     default_max_tokens: Option<i64>,
     reservation_ttl_secs: Option<u64>,
     on_store_error: Option<StoreErrorPolicy>,
+    lease_fraction: Option<f64>,
 }
 
 pub(super) fn limits_config(
@@ -103,6 +107,13 @@ pub(super) fn limits_config(
             "must be greater than 0",
         ));
     }
+    let lease_fraction = file.lease_fraction.unwrap_or(0.05);
+    if !(0.0..=0.5).contains(&lease_fraction) {
+        return Err(ConfigError::new(
+            "limits.lease_fraction",
+            "must be between 0 and 0.5",
+        ));
+    }
     Ok(LimitsConfig {
         enabled: file.enabled.unwrap_or(true),
         store,
@@ -111,6 +122,7 @@ pub(super) fn limits_config(
         default_max_tokens,
         reservation_ttl: Duration::from_secs(ttl),
         on_store_error,
+        lease_fraction,
     })
 }
 

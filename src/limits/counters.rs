@@ -96,28 +96,27 @@ impl Counters {
         }
     }
 
-    /// Adds one request and `tokens` to a window unless that would pass a limit.
+    /// Adds `add` (requests, tokens: one request, or a replica's lease) to a window unless
+    /// that would pass a limit.
     pub async fn take_window(
         &self,
         scope: &str,
         window_start: i64,
         window_secs: i64,
-        tokens: i64,
+        add: (i64, i64),
         limits: (i64, i64),
     ) -> Result<WindowCount, StoreError> {
         match self {
             Self::Database { db, sqlite_lock } => {
                 let _serial = serial(db, sqlite_lock).await;
-                Ok(db.take_window(scope, window_start, tokens, limits).await?)
+                Ok(db.take_window(scope, window_start, add, limits).await?)
             }
             Self::Redis(redis) => {
                 redis
-                    .take_window(scope, window_start, window_secs, tokens, limits)
+                    .take_window(scope, window_start, window_secs, add, limits)
                     .await
             }
-            Self::Memory(memory) => {
-                Ok(lock(memory).take_window(scope, window_start, tokens, limits))
-            }
+            Self::Memory(memory) => Ok(lock(memory).take_window(scope, window_start, add, limits)),
         }
     }
 
@@ -260,13 +259,14 @@ impl Memory {
         &mut self,
         scope: &str,
         start: i64,
-        tokens: i64,
+        (requests, tokens): (i64, i64),
         (max_requests, max_tokens): (i64, i64),
     ) -> WindowCount {
         let window = self.windows.entry((scope.to_owned(), start)).or_default();
-        let admitted = window.0 < max_requests && window.1.saturating_add(tokens) <= max_tokens;
+        let admitted = window.0.saturating_add(requests) <= max_requests
+            && window.1.saturating_add(tokens) <= max_tokens;
         if admitted {
-            window.0 += 1;
+            window.0 += requests;
             window.1 += tokens;
         }
         WindowCount {

@@ -20,6 +20,7 @@ use crate::usage::{PriceTable, UsageEvent};
 pub mod admin;
 mod counters;
 mod headers;
+mod lease;
 mod period;
 mod redis;
 mod upkeep;
@@ -29,6 +30,7 @@ pub use headers::{Admission, RateHeaders};
 pub use period::BudgetPeriod;
 
 use counters::Counters;
+use lease::{RateLimits, Windows};
 use upkeep::settle_failed;
 
 /// What a request is expected to use, reserved before it goes upstream.
@@ -57,6 +59,8 @@ struct Pending {
 pub struct Limiter {
     config: LimitsConfig,
     counters: Arc<Counters>,
+    /// The rate windows, spent through this replica's leases.
+    windows: Windows,
     prices: PriceTable,
     teams: ArcSwap<HashMap<String, TeamBudget>>,
     /// Team changes made through this process lately, applied again over a reload whose query
@@ -78,9 +82,17 @@ impl Limiter {
                 config.redis_url.as_deref().unwrap_or_default(),
             )?)),
         };
+        let counters = Arc::new(counters);
+        // The memory store is this process already: a lease would only add bookkeeping.
+        let lease_fraction = match config.store {
+            LimitStore::Memory => 0.0,
+            LimitStore::Database | LimitStore::Redis => config.lease_fraction,
+        };
+        let window_secs = i64::try_from(config.window.as_secs()).unwrap_or(60);
         Ok(Self {
             config: config.clone(),
-            counters: Arc::new(counters),
+            windows: Windows::new(Arc::clone(&counters), window_secs, lease_fraction),
+            counters,
             prices,
             teams: ArcSwap::default(),
             recent_teams: Mutex::default(),
@@ -186,10 +198,7 @@ impl Limiter {
     /// Takes a refused request back out of the rate window it was counted in.
     async fn give_back(&self, window: Option<&(String, i64)>, estimate: Estimate) {
         if let Some((scope, start)) = window {
-            let _ = self
-                .counters
-                .adjust_window(scope, *start, -1, -estimate.tokens)
-                .await;
+            self.windows.give_back(scope, *start, estimate.tokens).await;
         }
     }
 
@@ -209,10 +218,13 @@ impl Limiter {
         let start = now.timestamp() - now.timestamp().rem_euclid(window_secs);
         let reset_ms = (start + window_secs) * 1000 - now_ms;
         let scope = format!("key:{}", key.id);
-        let limits = (key.rpm.unwrap_or(i64::MAX), key.tpm.unwrap_or(i64::MAX));
+        let limits = RateLimits {
+            requests: key.rpm,
+            tokens: key.tpm,
+        };
         let count = match self
-            .counters
-            .take_window(&scope, start, window_secs, estimate.tokens, limits)
+            .windows
+            .take(&scope, start, estimate.tokens, limits)
             .await
         {
             Ok(count) => {
@@ -275,14 +287,20 @@ impl Limiter {
                 )
             })
             .unwrap_or(0.0);
+        let window = pending.window.as_ref().and_then(|(scope, start)| {
+            let excess = self
+                .windows
+                .settle(scope, *start, tokens - pending.tokens)?;
+            Some((scope.clone(), *start, excess))
+        });
+        if window.is_none() && pending.claims.is_empty() {
+            return;
+        }
         let counters = Arc::clone(&self.counters);
         let request_id = event.request_id.clone();
         self.settling.spawn(async move {
-            if let Some((scope, start)) = &pending.window {
-                if let Err(error) = counters
-                    .adjust_window(scope, *start, 0, tokens - pending.tokens)
-                    .await
-                {
+            if let Some((scope, start, excess)) = &window {
+                if let Err(error) = counters.adjust_window(scope, *start, 0, *excess).await {
                     settle_failed(&error);
                 }
             }

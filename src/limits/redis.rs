@@ -17,9 +17,9 @@ const PREFIX: &str = "glm-gateway:limits";
 const TAKE_WINDOW: &str = r"
 local r = tonumber(redis.call('HGET', KEYS[1], 'r') or '0')
 local t = tonumber(redis.call('HGET', KEYS[1], 't') or '0')
-local add = tonumber(ARGV[1])
-if r + 1 > tonumber(ARGV[2]) or t + add > tonumber(ARGV[3]) then return {0, r, t} end
-r = redis.call('HINCRBY', KEYS[1], 'r', 1)
+local add, n = tonumber(ARGV[1]), tonumber(ARGV[5])
+if r + n > tonumber(ARGV[2]) or t + add > tonumber(ARGV[3]) then return {0, r, t} end
+r = redis.call('HINCRBY', KEYS[1], 'r', n)
 t = redis.call('HINCRBY', KEYS[1], 't', add)
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 return {1, r, t}
@@ -126,7 +126,7 @@ impl RedisCounters {
         scope: &str,
         window_start: i64,
         window_secs: i64,
-        tokens: i64,
+        (requests, tokens): (i64, i64),
         (max_requests, max_tokens): (i64, i64),
     ) -> Result<WindowCount, StoreError> {
         let mut connection = self.connection().await?;
@@ -136,6 +136,7 @@ impl RedisCounters {
             .arg(max_requests)
             .arg(max_tokens)
             .arg(window_secs * 2)
+            .arg(requests)
             .invoke_async(&mut connection)
             .await?;
         Ok(WindowCount {

@@ -6,9 +6,9 @@ use super::Db;
 use crate::limits::{fits, Claim, Hold, Refusal, WindowCount};
 
 const TAKE_WINDOW: &str = "INSERT INTO limit_windows (scope, window_start, requests, tokens) \
-    VALUES ($1, $2, 1, $3) ON CONFLICT (scope, window_start) DO UPDATE \
-    SET requests = limit_windows.requests + 1, tokens = limit_windows.tokens + $3 \
-    WHERE limit_windows.requests + 1 <= $4 AND limit_windows.tokens + $3 <= $5 \
+    VALUES ($1, $2, $6, $3) ON CONFLICT (scope, window_start) DO UPDATE \
+    SET requests = limit_windows.requests + $6, tokens = limit_windows.tokens + $3 \
+    WHERE limit_windows.requests + $6 <= $4 AND limit_windows.tokens + $3 <= $5 \
     RETURNING requests, tokens";
 const READ_WINDOW: &str =
     "SELECT requests, tokens FROM limit_windows WHERE scope = $1 AND window_start = $2";
@@ -58,13 +58,14 @@ impl Db {
         }
     }
 
-    /// Adds one request and `tokens` to the window unless a limit would be passed; either way
-    /// returns the window's counts.
+    /// Adds `(requests, tokens)` to the window unless a limit would be passed (the caller
+    /// refuses an amount past a limit on its own: a new window's row takes it unchecked);
+    /// either way returns the window's counts.
     pub async fn take_window(
         &self,
         scope: &str,
         window_start: i64,
-        tokens: i64,
+        (requests, tokens): (i64, i64),
         (max_requests, max_tokens): (i64, i64),
     ) -> Result<WindowCount, sqlx::Error> {
         let taken: Option<(i64, i64)> = on_pool!(self, |pool| sqlx::query_as(TAKE_WINDOW)
@@ -73,6 +74,7 @@ impl Db {
             .bind(tokens)
             .bind(max_requests)
             .bind(max_tokens)
+            .bind(requests)
             .fetch_optional(pool)
             .await)?;
         if let Some((requests, tokens)) = taken {

@@ -368,3 +368,5 @@ async fn a_store_that_is_down_refuses_when_closed() {
     let plain = app.key().await;
     assert_eq!(app.chat(&plain, small("")).await.status(), 200);
 }
+
+mod leases;
