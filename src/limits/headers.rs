@@ -1,7 +1,7 @@
 //! What clients see of limits: OpenAI's `x-ratelimit-*` headers, and 429 answers shaped like
 //! OpenAI's (`rate_limit_exceeded` with type `requests` or `tokens`; `insufficient_quota`).
 
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use chrono::{DateTime, Utc};
 
 use super::{BudgetPeriod, Claim, Refusal, WindowCount};
@@ -29,26 +29,34 @@ impl RateHeaders {
     }
 
     pub fn apply(&self, headers: &mut HeaderMap) {
-        let reset = reset_text(self.reset_ms);
-        for (kind, values) in [("requests", self.requests), ("tokens", self.tokens)] {
+        let Ok(reset) = HeaderValue::from_str(&reset_text(self.reset_ms)) else {
+            return;
+        };
+        for (names, values) in [
+            (&REQUESTS_HEADERS, self.requests),
+            (&TOKENS_HEADERS, self.tokens),
+        ] {
             let Some((limit, remaining)) = values else {
                 continue;
             };
-            for (name, value) in [
-                ("limit", limit.to_string()),
-                ("remaining", remaining.to_string()),
-                ("reset", reset.clone()),
-            ] {
-                if let (Ok(name), Ok(value)) = (
-                    axum::http::HeaderName::try_from(format!("x-ratelimit-{name}-{kind}")),
-                    HeaderValue::from_str(&value),
-                ) {
-                    headers.insert(name, value);
-                }
-            }
+            let [limit_name, remaining_name, reset_name] = names;
+            headers.insert(limit_name, HeaderValue::from(limit));
+            headers.insert(remaining_name, HeaderValue::from(remaining));
+            headers.insert(reset_name, reset.clone());
         }
     }
 }
+
+static REQUESTS_HEADERS: [HeaderName; 3] = [
+    HeaderName::from_static("x-ratelimit-limit-requests"),
+    HeaderName::from_static("x-ratelimit-remaining-requests"),
+    HeaderName::from_static("x-ratelimit-reset-requests"),
+];
+static TOKENS_HEADERS: [HeaderName; 3] = [
+    HeaderName::from_static("x-ratelimit-limit-tokens"),
+    HeaderName::from_static("x-ratelimit-remaining-tokens"),
+    HeaderName::from_static("x-ratelimit-reset-tokens"),
+];
 
 /// What an admitted request carries back: the headers for its successful response.
 #[derive(Debug, Clone, Default)]

@@ -14,14 +14,19 @@ use tokio::sync::Notify;
 
 use super::UsageEvent;
 use crate::config::OnJournalFull;
-use files::{create_private_dir, create_segment, lock_dir, naming, private_file};
+use files::{create_private_dir, create_segment, lock_dir, naming};
 use memory::Memory;
+use recent::Recent;
 
 pub(super) use files::{list_segments, segment_path};
 pub use files::{SetAside, FOREIGN_DIR, ID_FILE, REJECTED_FILE};
+use health::Health;
+pub use health::LedgerHealth;
 
 mod files;
+mod health;
 mod memory;
+mod recent;
 #[cfg(test)]
 pub(super) mod tests;
 
@@ -60,30 +65,6 @@ impl Default for JournalOptions {
     }
 }
 
-/// The ledger's state as `/readyz` and `/metrics` see it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LedgerHealth {
-    /// Rows appended (or found at open) and not yet committed to the database.
-    pub backlog: u64,
-    /// When database inserts started failing; `None` while they work.
-    pub failing_since: Option<DateTime<Utc>>,
-    /// The most recent insert error, kept after recovery for diagnosis.
-    pub last_error: Option<String>,
-    /// Rows the database reported as newly inserted since this process started.
-    pub rows_written: u64,
-    /// When journal writes started failing (a full disk, a read-only folder); `None` while
-    /// they work.
-    pub journal_failing_since: Option<DateTime<Utc>>,
-    /// The error that started the journal failure.
-    pub journal_error: Option<String>,
-    /// Rows that exist only in memory: what a `kill -9` would lose now.
-    pub rows_in_memory: u64,
-    /// Rows lost since this process started.
-    pub rows_lost: u64,
-    /// Rows of another database found in the folder at open and set aside.
-    pub set_aside: Option<SetAside>,
-}
-
 /// An append-only journal of usage rows in `dir/segment-<20-digit sequence>.jsonl` files.
 pub struct Journal {
     dir: PathBuf,
@@ -97,6 +78,8 @@ pub struct Journal {
     /// The oldest segment present at open: where the writer starts reading.
     first: u64,
     memory: Memory,
+    /// Rows just written, kept parsed for the writer.
+    recent: Recent,
     /// Raised before a row is written and lowered once it is committed (or lost), so it never
     /// dips below the true count while a fast writer commits a row its appender has not counted.
     backlog: AtomicU64,
@@ -118,13 +101,6 @@ struct Tail {
     next_seq: u64,
     /// Since when, and why, no segment can be written.
     failing: Option<(DateTime<Utc>, String)>,
-}
-
-#[derive(Default)]
-struct Health {
-    failing_since: Option<DateTime<Utc>>,
-    last_error: Option<String>,
-    rows_written: u64,
 }
 
 impl Journal {
@@ -191,6 +167,7 @@ impl Journal {
             newest: AtomicU64::new(seq),
             first: existing.first().copied().unwrap_or(seq),
             memory: Memory::new(options.memory_rows, options.on_full),
+            recent: Recent::default(),
             backlog: AtomicU64::new(backlog),
             appended: Notify::new(),
             held: Notify::new(),
@@ -204,7 +181,8 @@ impl Journal {
     /// logged and counted.
     pub fn append(&self, event: &UsageEvent) {
         self.backlog.fetch_add(1, Ordering::AcqRel);
-        let written = encode(event).is_some_and(|line| self.write_line(&line, false).is_ok());
+        let written = encode(event)
+            .is_some_and(|line| self.write_line_keeping(&line, false, Some(event)).is_ok());
         if written {
             self.appended.notify_one();
         } else if self.memory.keep(event) {
@@ -229,27 +207,18 @@ impl Journal {
         &self.dir
     }
 
-    pub fn health(&self) -> LedgerHealth {
-        let (journal_failing_since, journal_error) = lock(&self.tail)
-            .failing
-            .clone()
-            .map_or((None, None), |(since, error)| (Some(since), Some(error)));
-        let health = lock(&self.health);
-        LedgerHealth {
-            backlog: self.backlog(),
-            failing_since: health.failing_since,
-            last_error: health.last_error.clone(),
-            rows_written: health.rows_written,
-            journal_failing_since,
-            journal_error,
-            rows_in_memory: self.memory.held(),
-            rows_lost: self.memory.lost(),
-            set_aside: self.set_aside.clone(),
-        }
-    }
-
     /// One `write` of a whole line, under the tail lock so lines never interleave.
     pub(super) fn write_line(&self, line: &[u8], force_reopen: bool) -> io::Result<()> {
+        self.write_line_keeping(line, force_reopen, None)
+    }
+
+    /// `write_line`, keeping `row` (the line's row) parsed for the writer once it is written.
+    fn write_line_keeping(
+        &self,
+        line: &[u8],
+        force_reopen: bool,
+        row: Option<&UsageEvent>,
+    ) -> io::Result<()> {
         let mut tail = lock(&self.tail);
         self.ensure_segment(&mut tail, force_reopen);
         let Some(file) = tail.file.as_mut() else {
@@ -258,6 +227,9 @@ impl Journal {
         };
         match file.write_all(line) {
             Ok(()) => {
+                if let Some(row) = row {
+                    self.recent.keep(tail.next_seq - 1, tail.len, row);
+                }
                 tail.len += line.len() as u64;
                 if let Some((since, _)) = tail.failing.take() {
                     tracing::info!(dir = %self.dir.display(), failing_since = %since, in_memory = self.memory.held(), "usage journal writes work again");
@@ -322,6 +294,11 @@ impl Journal {
             });
     }
 
+    /// The row written at `offset` of `segment`, if it is still kept parsed.
+    pub(super) fn recent_row(&self, segment: u64, offset: u64) -> Option<UsageEvent> {
+        self.recent.take(segment, offset)
+    }
+
     pub(super) fn appended(&self) -> Notified<'_> {
         self.appended.notified()
     }
@@ -332,55 +309,6 @@ impl Journal {
 
     pub(super) fn publish_backlog(&self) {
         metrics::gauge!(METRIC_BACKLOG).set(self.backlog() as f64);
-    }
-
-    /// A batch of `rows` committed, `inserted` of them new to the database and `from_memory`
-    /// of them held in memory. Returns when failing started if this ends a failure.
-    pub(super) fn record_commit(
-        &self,
-        rows: u64,
-        inserted: u64,
-        from_memory: u64,
-    ) -> Option<DateTime<Utc>> {
-        self.forget(rows);
-        self.memory.release(from_memory);
-        self.publish_backlog();
-        metrics::counter!(METRIC_ROWS_WRITTEN).increment(inserted);
-        let mut health = lock(&self.health);
-        health.rows_written += inserted;
-        health.failing_since.take()
-    }
-
-    /// An insert failed. Returns true when this starts a failure.
-    pub(super) fn record_failure(&self, error: &str) -> bool {
-        metrics::counter!(METRIC_WRITE_ERRORS).increment(1);
-        let mut health = lock(&self.health);
-        health.last_error = Some(error.to_owned());
-        let starts = health.failing_since.is_none();
-        if starts {
-            health.failing_since = Some(Utc::now());
-        }
-        starts
-    }
-
-    /// Sets aside a row the database refuses for what it is (not for being unreachable), so
-    /// that it cannot hold up the rows behind it: it goes to `rejected.jsonl` beside the
-    /// segments, with the reason, for an operator to look at and load by hand.
-    pub(super) fn reject(&self, row: &UsageEvent, reason: &str) {
-        metrics::counter!(METRIC_ROWS_REJECTED).increment(1);
-        tracing::error!(request_id = %row.request_id, %reason, "the database refuses a usage row; set aside in rejected.jsonl");
-        let line = serde_json::json!({ "reason": reason, "row": row });
-        let mut bytes = line.to_string().into_bytes();
-        bytes.push(b'\n');
-        let written = private_file()
-            .create(true)
-            .append(true)
-            .open(self.dir.join(REJECTED_FILE))
-            .and_then(|mut file| file.write_all(&bytes));
-        if let Err(error) = written {
-            self.memory.count_lost(1);
-            tracing::error!(request_id = %row.request_id, %error, "a refused usage row could not be set aside and is lost");
-        }
     }
 
     pub(super) fn first_segment(&self) -> u64 {

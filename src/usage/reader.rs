@@ -23,6 +23,8 @@ pub(super) struct SegmentReader {
     chunk: Box<[u8]>,
     /// Bytes of `buf` before this are consumed.
     start: usize,
+    /// The segment offset of `buf[0]`.
+    base: u64,
     /// A newer segment exists, so this one gets no more writes: at its EOF, move on.
     newer_seen: bool,
     /// Segments read to the end, deleted once the batch holding their last rows commits.
@@ -38,6 +40,7 @@ impl SegmentReader {
             buf: Vec::new(),
             chunk: vec![0; READ_CHUNK].into_boxed_slice(),
             start: 0,
+            base: 0,
             newer_seen: false,
             finished: Vec::new(),
         }
@@ -47,6 +50,10 @@ impl SegmentReader {
     pub(super) fn next_row(&mut self, journal: &Journal) -> io::Result<Option<UsageEvent>> {
         loop {
             if let Some(line) = self.next_line() {
+                let offset = self.base + line.start as u64;
+                if let Some(row) = journal.recent_row(self.seq, offset) {
+                    return Ok(Some(row));
+                }
                 match parse_line(&self.buf[line], self.seq) {
                     Some(row) => return Ok(Some(row)),
                     None => journal.forget(1),
@@ -78,6 +85,7 @@ impl SegmentReader {
 
     fn read_more(&mut self) -> io::Result<usize> {
         self.buf.drain(..self.start);
+        self.base += self.start as u64;
         self.start = 0;
         let file = match &mut self.file {
             Some(file) => file,
@@ -110,6 +118,7 @@ impl SegmentReader {
         self.file = None;
         self.buf.clear();
         self.start = 0;
+        self.base = 0;
         self.newer_seen = false;
         Ok(())
     }
