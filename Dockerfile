@@ -1,6 +1,8 @@
 # Builds glm-gateway and runs it on a slim Debian image.
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
+# make: jemalloc, the allocator, is built from C.
+RUN apt-get update && apt-get install -y --no-install-recommends make && rm -rf /var/lib/apt/lists/*
 # Dependencies first, against a dummy crate, so a change to src/ does not rebuild them.
 COPY Cargo.toml Cargo.lock ./
 COPY benches benches
