@@ -78,6 +78,8 @@ drop_leftover_databases
 ensure_python
 ensure_node
 
+step "module layers (scripts/check-layers.py)"
+python3 scripts/check-layers.py
 step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy"

@@ -19,9 +19,7 @@ use crate::store::Db;
 use crate::telemetry::labels::ModelLabels;
 use crate::telemetry::metrics_handle;
 use crate::upstream::ZhipuClient;
-use crate::usage::{
-    maintenance, run_writer, Journal, JournalOptions, Ledger, PriceTable, WriterSettings,
-};
+use crate::usage::{maintenance, run_writer, Journal, JournalOptions, Ledger, WriterSettings};
 
 /// After the grace period, how long ended streams get to reach their clients.
 const CLOSING_TIME: std::time::Duration = std::time::Duration::from_secs(5);
@@ -65,18 +63,11 @@ impl App {
             true => Some(Arc::new(open_journal(&config, &db).await?)),
             false => None,
         };
-        let limits = Arc::new(Limiter::new(
-            &config.limits,
-            &db,
-            PriceTable::new(&config.prices),
-        )?);
-        let ledger = Ledger::new(
-            journal.clone(),
-            PriceTable::new(&config.prices),
-            config.usage.store_content,
-        )
-        .with_limiter(Arc::clone(&limits))
-        .with_labels(ModelLabels::new(&config, &PriceTable::new(&config.prices)));
+        // One price book: estimates for the budgets and the ledger's rows price alike.
+        let prices = config.price_book();
+        let limits = Arc::new(Limiter::new(&config.limits, &db, prices.clone())?);
+        let ledger = Ledger::new(journal.clone(), prices, config.usage.store_content)
+            .with_labels(ModelLabels::new(&config));
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -10,6 +10,8 @@ use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use serde::Deserialize;
 
+use crate::catalogue::{Catalogue, ConfiguredPrice, PriceBook};
+
 mod database_url;
 mod emulation;
 mod endpoints;
@@ -25,7 +27,7 @@ pub use database_url::DatabaseUrl;
 pub use emulation::{EmulationConfig, EmulationSwitches};
 pub use endpoints::{EmbeddingsConfig, ImagesConfig};
 pub use limits::{LimitStore, LimitsConfig, StoreErrorPolicy};
-pub use models::{ModelMap, BUILTIN_MAP, COMMON_OPENAI_MODELS};
+pub use models::ModelMap;
 pub use responses::{derive_responses_base, ResponsesConfig};
 pub use secret::Secret;
 pub use usage::{OnJournalFull, UsageConfig};
@@ -38,33 +40,6 @@ pub const DEFAULT_CONFIG_PATH: &str = "config/gateway.toml";
 /// Settings from the environment: `GLM_GATEWAY_<SECTION>__<KEY>`.
 const ENV_PREFIX: &str = "GLM_GATEWAY_";
 const DEFAULT_BASE_URL: &str = "https://open.bigmodel.cn/api/paas/v4";
-
-/// The GLM models `/v1/models` lists besides the aliases, when the file names none.
-const DEFAULT_CATALOGUE: &[&str] = &[
-    "glm-5.1",
-    "glm-5",
-    "glm-5-turbo",
-    "glm-4.7",
-    "glm-4.7-flash",
-    "glm-4.7-flashx",
-    "glm-4.6",
-    "glm-4.5-air",
-    "glm-4.5-airx",
-    "glm-4.5-flash",
-    "glm-4-flash-250414",
-    "glm-4-flashx-250414",
-    "glm-5v-turbo",
-    "glm-4.6v",
-    "glm-4.6v-flash",
-    "glm-4v-flash",
-    "charglm-4",
-    "emohaa",
-    "embedding-3",
-    "embedding-2",
-    "cogview-4",
-    "cogview-4-250304",
-    "cogview-3-flash",
-];
 
 #[derive(Debug, thiserror::Error)]
 #[error("invalid setting `{setting}`: {reason}")]
@@ -89,32 +64,19 @@ pub struct Config {
     pub admin_token: Option<Secret>,
     pub zhipu: ZhipuConfig,
     pub models: ModelMap,
-    /// GLM models listed by `/v1/models` besides the aliases.
-    pub catalogue: Vec<String>,
+    /// GLM models listed by `/v1/models` besides the aliases (`[zhipu] models`, else the
+    /// catalogue's current models).
+    pub listed_models: Vec<String>,
     pub server: ServerConfig,
     pub usage: UsageConfig,
     pub limits: LimitsConfig,
-    /// Price entries from the file, on top of the built-in ones.
-    pub prices: Vec<PriceEntry>,
+    /// `[[prices]]`: on top of the catalogue's prices.
+    pub prices: Vec<ConfiguredPrice>,
     pub embeddings: EmbeddingsConfig,
     pub images: ImagesConfig,
     /// Keeping `json_schema` and forced `tool_choice` by rewriting and checking.
     pub emulation: EmulationConfig,
     pub responses: ResponsesConfig,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PriceEntry {
-    /// A GLM model name, or a `prefix*` pattern.
-    pub model: String,
-    #[serde(default)]
-    pub prompt_per_1k: f64,
-    #[serde(default)]
-    pub completion_per_1k: f64,
-    #[serde(default)]
-    pub per_image: f64,
-    pub since: chrono::NaiveDate,
 }
 
 #[derive(Debug, Clone)]
@@ -158,7 +120,7 @@ struct FileConfig {
     #[serde(default)]
     limits: limits::FileLimits,
     #[serde(default)]
-    prices: Vec<PriceEntry>,
+    prices: Vec<ConfiguredPrice>,
     #[serde(default)]
     embeddings: endpoints::FileEmbeddings,
     #[serde(default)]
@@ -185,6 +147,11 @@ struct FileServer {
 }
 
 impl Config {
+    /// The prices rows are charged by: the catalogue's, with `[[prices]]` on top.
+    pub fn price_book(&self) -> PriceBook {
+        PriceBook::new(Catalogue::builtin().prices(), &self.prices)
+    }
+
     /// Reads the file (explicit `path`, else `GLM_GATEWAY_CONFIG`, else `config/gateway.toml`
     /// when it exists), applies the environment and validates.
     /// Every `[section] key` can also come from `GLM_GATEWAY_<SECTION>__<KEY>` (nested tables
@@ -217,6 +184,7 @@ impl Config {
         file: FileConfig,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
+        Catalogue::check_builtin().map_err(|reason| ConfigError::new("model catalogue", reason))?;
         let listen_text = env("GLM_GATEWAY_LISTEN")
             .or(file.listen)
             .unwrap_or_else(|| "127.0.0.1:8080".into());
@@ -257,10 +225,10 @@ impl Config {
             zhipu,
             models: ModelMap::new(file.models)
                 .map_err(|reason| ConfigError::new("models", reason))?,
-            catalogue: file
+            listed_models: file
                 .zhipu
                 .models
-                .unwrap_or_else(|| DEFAULT_CATALOGUE.iter().map(|m| (*m).to_owned()).collect()),
+                .unwrap_or_else(|| Catalogue::builtin().listed().map(str::to_owned).collect()),
             server: server::server_config(&file.server)?,
             usage: usage_config(file.usage, env)?,
             limits: limits::limits_config(file.limits, env)?,
@@ -273,17 +241,12 @@ impl Config {
     }
 }
 
-fn validate_prices(prices: Vec<PriceEntry>) -> Result<Vec<PriceEntry>, ConfigError> {
+fn validate_prices(prices: Vec<ConfiguredPrice>) -> Result<Vec<ConfiguredPrice>, ConfigError> {
     for price in &prices {
-        let amounts = [
-            price.prompt_per_1k,
-            price.completion_per_1k,
-            price.per_image,
-        ];
-        if price.model.is_empty() || amounts.iter().any(|a| !a.is_finite() || *a < 0.0) {
+        if let Err(reason) = price.price() {
             return Err(ConfigError::new(
                 format!("prices ({})", price.model),
-                "needs a model name and non-negative amounts",
+                reason,
             ));
         }
     }

@@ -1,8 +1,10 @@
 //! glm-gateway: an OpenAI-compatible gateway for Zhipu's GLM models.
 
 pub mod app;
+pub mod catalogue;
 pub mod cli;
 pub mod config;
+pub mod domain;
 pub mod emulator;
 pub mod error;
 pub mod json_path;
@@ -19,4 +21,3 @@ pub mod store;
 pub mod telemetry;
 pub mod upstream;
 pub mod usage;
-pub mod usage_event;

@@ -24,7 +24,7 @@ pub fn usage_event(i: usize) -> UsageEvent {
         latency_ms: 900,
         usage_source: UsageSource::Upstream,
         client_disconnected: false,
-        cost: Some(0.0004),
+        cost: Some(rust_decimal::Decimal::new(4, 4)),
         prompt_text: None,
         emulated: None,
         completion_text: None,

@@ -1,57 +1,9 @@
-//! The model map: names clients send mapped to GLM models sent upstream. A default map of the
-//! common OpenAI names is compiled in; the `[models]` table overrides or extends it.
+//! The model map: names clients send mapped to GLM models sent upstream. The catalogue's map
+//! of the common OpenAI names is the default; the `[models]` table overrides or extends it.
 
 use std::collections::{BTreeMap, HashMap};
 
-/// The built-in map, to current (not retired) GLM models. Vision-capable OpenAI models go to
-/// GLM vision models, small ones to the cheap or free flash models.
-pub const BUILTIN_MAP: &[(&str, &str)] = &[
-    ("gpt-5*", "glm-5.1"),
-    ("gpt-5-mini*", "glm-4.7"),
-    ("gpt-5-nano*", "glm-4.7-flash"),
-    ("gpt-4.1*", "glm-4.7"),
-    ("gpt-4.1-mini*", "glm-4.7-flashx"),
-    ("gpt-4.1-nano*", "glm-4.7-flash"),
-    ("gpt-4o*", "glm-4.6v"),
-    ("gpt-4o-mini*", "glm-4.6v-flash"),
-    ("chatgpt-4o-latest", "glm-4.6v"),
-    ("gpt-4*", "glm-4.7"),
-    ("gpt-4-turbo*", "glm-4.6v"),
-    ("gpt-3.5-turbo*", "glm-4.7-flash"),
-    ("o1*", "glm-5.1"),
-    ("o3*", "glm-5.1"),
-    ("o3-mini*", "glm-5-turbo"),
-    ("o4-mini*", "glm-5-turbo"),
-    ("text-embedding-*", "embedding-3"),
-    ("dall-e-*", "cogview-4-250304"),
-    ("gpt-image-*", "cogview-4-250304"),
-];
-
-/// Concrete OpenAI model ids clients commonly send; `/v1/models` lists those the map resolves.
-pub const COMMON_OPENAI_MODELS: &[&str] = &[
-    "gpt-4o",
-    "gpt-4o-mini",
-    "gpt-4.1",
-    "gpt-4.1-mini",
-    "gpt-4.1-nano",
-    "gpt-5",
-    "gpt-5-mini",
-    "gpt-5-nano",
-    "gpt-4",
-    "gpt-4-turbo",
-    "gpt-3.5-turbo",
-    "o1",
-    "o3",
-    "o3-mini",
-    "o4-mini",
-    "chatgpt-4o-latest",
-    "text-embedding-3-small",
-    "text-embedding-3-large",
-    "text-embedding-ada-002",
-    "dall-e-3",
-    "dall-e-2",
-    "gpt-image-1",
-];
+use crate::catalogue::Catalogue;
 
 /// Configured entries are consulted first (exact, then longest prefix), then the built-in ones
 /// (exact, then longest prefix); a name that matches nothing is sent upstream unchanged. So a
@@ -131,13 +83,10 @@ impl AliasTable {
     }
 }
 
+/// The catalogue's map, to current (not retired) GLM models. Its entries are checked by a
+/// unit test; a bad one would leave the table empty rather than stop the gateway.
 fn builtin_table() -> AliasTable {
-    let entries = BUILTIN_MAP
-        .iter()
-        .map(|(name, target)| ((*name).to_owned(), (*target).to_owned()));
-    // The built-in entries are checked by a unit test; a bad one would leave the table empty
-    // rather than stop the gateway.
-    AliasTable::new(entries).unwrap_or_default()
+    AliasTable::new(Catalogue::builtin().aliases().iter().cloned()).unwrap_or_default()
 }
 
 impl ModelMap {
@@ -219,11 +168,9 @@ mod tests {
 
     #[test]
     fn builtin_entries_are_well_formed() {
-        let entries = BUILTIN_MAP
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
-        let table = AliasTable::new(entries).unwrap();
-        assert_eq!(table.exact.len() + table.prefixes.len(), BUILTIN_MAP.len());
+        let aliases = Catalogue::builtin().aliases();
+        let table = AliasTable::new(aliases.iter().cloned()).unwrap();
+        assert_eq!(table.exact.len() + table.prefixes.len(), aliases.len());
     }
 
     #[test]
@@ -253,7 +200,7 @@ mod tests {
         ] {
             assert_eq!(models.resolve(name), target, "{name}");
         }
-        for name in COMMON_OPENAI_MODELS {
+        for name in Catalogue::builtin().common_openai_models() {
             assert!(models.maps(name), "{name} should be mapped");
         }
         assert_eq!(models.resolve("glm-4.7"), "glm-4.7");
@@ -293,5 +240,27 @@ mod tests {
         let models = map(&[("mine", "glm-4.7"), ("ours*", "glm-5")]);
         assert_eq!(models.aliases().collect::<Vec<_>>(), ["mine"]);
         assert!(models.targets().any(|t| t == "cogview-4-250304"));
+    }
+
+    #[test]
+    fn every_builtin_alias_target_has_a_price_today() {
+        use crate::catalogue::PriceBook;
+        use crate::domain::TokenCounts;
+        let catalogue = Catalogue::builtin();
+        let book = PriceBook::builtin();
+        let map = ModelMap::default();
+        let counts = TokenCounts {
+            prompt: 1000,
+            completion: 100,
+            images: 1,
+            ..TokenCounts::default()
+        };
+        for name in catalogue.common_openai_models() {
+            let target = map.resolve(name);
+            assert!(
+                book.cost(target, chrono::Utc::now(), &counts).is_some(),
+                "{name} -> {target}"
+            );
+        }
     }
 }

@@ -102,14 +102,12 @@ fn shipped_config_parses_and_equals_or_extends_the_builtin_map() {
         .unwrap();
     let config = Config::from_toml(&text, &env_of(&[])).unwrap();
     let builtin = ModelMap::default();
-    for name in models::COMMON_OPENAI_MODELS.iter().copied().chain([
-        "gpt-4o-2024-08-06",
-        "o3-pro",
-        "gpt-5-codex",
-    ]) {
+    let catalogue = crate::catalogue::Catalogue::builtin();
+    let common = catalogue.common_openai_models().iter().map(String::as_str);
+    for name in common.chain(["gpt-4o-2024-08-06", "o3-pro", "gpt-5-codex"]) {
         assert_eq!(config.models.resolve(name), builtin.resolve(name), "{name}");
     }
-    for (name, _) in models::BUILTIN_MAP {
+    for (name, _) in catalogue.aliases() {
         let name = name.trim_end_matches('*');
         assert_eq!(config.models.resolve(name), builtin.resolve(name), "{name}");
     }

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{generate, ApiKey};
+use crate::domain::BudgetPeriod;
 use crate::error::ApiError;
-use crate::limits::BudgetPeriod;
 use crate::store::{Db, KeyRecord, NewKey};
 
 /// The body of `POST /admin/keys` and the flags of `glm-gateway keys create`.

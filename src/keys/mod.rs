@@ -8,7 +8,7 @@ use rand::distributions::{Alphanumeric, DistString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::limits::BudgetPeriod;
+use crate::domain::{BudgetPeriod, KeyLimits};
 use crate::store::KeyRecord;
 
 pub mod admin;
@@ -65,12 +65,7 @@ pub struct ApiKey {
     secret_hash: [u8; 32],
     /// Model names or `prefix*` patterns; `None` allows all.
     pub models: Option<Vec<String>>,
-    pub rpm: Option<i64>,
-    pub tpm: Option<i64>,
-    pub token_budget: Option<i64>,
-    /// CNY.
-    pub cost_budget: Option<f64>,
-    pub budget_period: BudgetPeriod,
+    pub limits: KeyLimits,
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
 }
@@ -90,11 +85,13 @@ impl ApiKey {
             team: record.team.as_str().into(),
             secret_hash,
             models,
-            rpm: record.rpm,
-            tpm: record.tpm,
-            token_budget: record.token_budget,
-            cost_budget: record.cost_budget,
-            budget_period: BudgetPeriod::parse(&record.budget_period),
+            limits: KeyLimits {
+                rpm: record.rpm,
+                tpm: record.tpm,
+                token_budget: record.token_budget,
+                cost_budget: record.cost_budget,
+                budget_period: BudgetPeriod::parse(&record.budget_period),
+            },
             expires_at: record.expires_at,
             revoked_at: record.revoked_at,
         })

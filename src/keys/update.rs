@@ -7,8 +7,8 @@ use serde::{Deserialize, Deserializer};
 
 use super::admin::{validate_limits, KeyView};
 use super::ApiKey;
+use crate::domain::BudgetPeriod;
 use crate::error::{ApiError, ErrorCode};
-use crate::limits::BudgetPeriod;
 use crate::store::{Db, KeyChange};
 
 /// The body of `PATCH /admin/keys/{id}` and the flags of `glm-gateway keys update`.

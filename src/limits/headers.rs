@@ -4,7 +4,7 @@
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use chrono::{DateTime, Utc};
 
-use super::{BudgetPeriod, Claim, Refusal, WindowCount};
+use crate::domain::{BudgetPeriod, Claim, Refusal, WindowCount};
 use crate::error::{ApiError, ErrorCode};
 use crate::keys::ApiKey;
 
@@ -21,9 +21,13 @@ impl RateHeaders {
     pub fn new(key: &ApiKey, count: WindowCount, reset_ms: i64) -> Self {
         Self {
             requests: key
+                .limits
                 .rpm
                 .map(|limit| (limit, (limit - count.requests).max(0))),
-            tokens: key.tpm.map(|limit| (limit, (limit - count.tokens).max(0))),
+            tokens: key
+                .limits
+                .tpm
+                .map(|limit| (limit, (limit - count.tokens).max(0))),
             reset_ms: reset_ms.max(0),
         }
     }
@@ -99,8 +103,8 @@ pub(super) fn rate_refusal(
     tokens: i64,
     reset_ms: i64,
 ) -> ApiError {
-    let requests_full = key.rpm.is_some_and(|rpm| count.requests >= rpm);
-    if let (false, Some(tpm)) = (requests_full, key.tpm) {
+    let requests_full = key.limits.rpm.is_some_and(|rpm| count.requests >= rpm);
+    if let (false, Some(tpm)) = (requests_full, key.limits.tpm) {
         if tokens > tpm {
             let message = format!(
                 "Request too large: it may use {tokens} tokens, more than this key's limit of \
@@ -119,7 +123,7 @@ pub(super) fn rate_refusal(
     }
     let message = format!(
         "Rate limit reached for requests: limit {}, used {}. Please try again in {}.",
-        key.rpm.unwrap_or(0),
+        key.limits.rpm.unwrap_or(0),
         count.requests,
         reset_text(reset_ms)
     );

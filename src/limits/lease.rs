@@ -13,7 +13,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::counters::{Counters, StoreError, WindowCount};
+use super::counters::{Counters, StoreError};
+use crate::domain::WindowCount;
 
 /// A key's limits per window; `None` is unlimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,8 @@
 //! Per-key and per-team limits: `rpm` and `tpm` over a fixed window, and token and cost budgets
-//! per UTC period. A request reserves its estimate atomically in a shared store before it goes
-//! upstream and settles to its real usage when its ledger row is written; a reservation that is
-//! never settled stops counting when it expires.
+//! per UTC period. `admit` reserves a request's estimate atomically in a shared store before it
+//! goes upstream and hands back a `Reservation`; whoever writes the request's ledger row
+//! settles it, once, to the real usage. A reservation never settled stops counting when it
+//! expires.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
@@ -9,64 +10,44 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
+use rust_decimal::prelude::ToPrimitive;
 use tokio_util::task::TaskTracker;
 
+use crate::catalogue::PriceBook;
 use crate::config::{LimitStore, LimitsConfig};
+use crate::domain::{Claim, Hold, TokenCounts, TokenUsage};
 use crate::error::ApiError;
 use crate::keys::ApiKey;
 use crate::store::Db;
-use crate::usage::{PriceTable, UsageEvent};
 
 pub mod admin;
 mod counters;
 mod headers;
 mod lease;
-mod period;
 mod redis;
+mod reservation;
 mod upkeep;
 
-pub use counters::{fits, Claim, Hold, Refusal, StoreError, WindowCount};
+pub use counters::StoreError;
 pub use headers::{Admission, RateHeaders};
-pub use period::BudgetPeriod;
+pub use reservation::Reservation;
+
+pub use crate::domain::{BudgetPeriod, Estimate, TeamBudget};
 
 use counters::Counters;
 use lease::{RateLimits, Windows};
-use upkeep::settle_failed;
-
-/// What a request is expected to use, reserved before it goes upstream.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Estimate {
-    pub tokens: i64,
-    /// CNY; `None` when the model has no price (cost budgets then count it as 0).
-    pub cost: Option<f64>,
-}
-
-/// A team's budgets, shared by all of its keys.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct TeamBudget {
-    pub token_budget: Option<i64>,
-    pub cost_budget: Option<f64>,
-    pub period: BudgetPeriod,
-}
-
-/// What an admitted request holds until it settles.
-struct Pending {
-    window: Option<(String, i64)>,
-    claims: Vec<Claim>,
-    tokens: i64,
-}
 
 pub struct Limiter {
     config: LimitsConfig,
     counters: Arc<Counters>,
     /// The rate windows, spent through this replica's leases.
-    windows: Windows,
-    prices: PriceTable,
+    windows: Arc<Windows>,
+    /// Prices estimates for the cost budgets.
+    prices: PriceBook,
     teams: ArcSwap<HashMap<String, TeamBudget>>,
     /// Team changes made through this process lately, applied again over a reload whose query
     /// may have begun before them.
     recent_teams: Mutex<Vec<(tokio::time::Instant, String, TeamBudget)>>,
-    pending: Mutex<HashMap<String, Pending>>,
     /// Set while the store fails, so an outage is logged once.
     failing: AtomicBool,
     /// Settlements under way; awaited at shutdown.
@@ -74,7 +55,7 @@ pub struct Limiter {
 }
 
 impl Limiter {
-    pub fn new(config: &LimitsConfig, db: &Db, prices: PriceTable) -> anyhow::Result<Self> {
+    pub fn new(config: &LimitsConfig, db: &Db, prices: PriceBook) -> anyhow::Result<Self> {
         let counters = match config.store {
             LimitStore::Database => Counters::database(db.counters_pool()),
             LimitStore::Memory => Counters::Memory(Mutex::default()),
@@ -91,12 +72,15 @@ impl Limiter {
         let window_secs = i64::try_from(config.window.as_secs()).unwrap_or(60);
         Ok(Self {
             config: config.clone(),
-            windows: Windows::new(Arc::clone(&counters), window_secs, lease_fraction),
+            windows: Arc::new(Windows::new(
+                Arc::clone(&counters),
+                window_secs,
+                lease_fraction,
+            )),
             counters,
             prices,
             teams: ArcSwap::default(),
             recent_teams: Mutex::default(),
-            pending: Mutex::default(),
             failing: AtomicBool::new(false),
             settling: TaskTracker::new(),
         })
@@ -104,7 +88,7 @@ impl Limiter {
 
     /// The estimate of a request: its prompt (about three characters a token) plus what it may
     /// generate (`max_tokens`, else `limits.default_max_tokens`) and its images, priced by the
-    /// model.
+    /// catalogue as its row will be.
     pub fn estimate(
         &self,
         model: &str,
@@ -112,26 +96,34 @@ impl Limiter {
         completion: Option<i64>,
         images: i64,
     ) -> Estimate {
-        let prompt = crate::usage::TokenUsage::estimate(prompt_chars);
+        let prompt = TokenUsage::estimate(prompt_chars);
         let completion = completion
             .filter(|n| *n >= 0)
             .unwrap_or(self.config.default_max_tokens);
+        let counts = TokenCounts {
+            prompt,
+            cached: 0,
+            completion,
+            images,
+        };
         Estimate {
             tokens: prompt.saturating_add(completion),
             cost: self
                 .prices
-                .cost(model, Utc::now(), prompt, completion, images),
+                .cost(model, Utc::now(), &counts)
+                .and_then(|cost| cost.to_f64()),
         }
     }
 
     /// Checks the key's rate windows and reserves the estimate against the key's and the
-    /// team's budgets; a refusal is a 429 that carries its `x-ratelimit-*` headers.
+    /// team's budgets; a refusal is a 429 that carries its `x-ratelimit-*` headers. The
+    /// reservation (`None` when nothing was held) is settled by the request's ledger row.
     pub async fn admit(
         &self,
         request_id: &str,
         key: &ApiKey,
         estimate: Estimate,
-    ) -> Result<Admission, ApiError> {
+    ) -> Result<(Admission, Option<Reservation>), ApiError> {
         self.admit_at(request_id, key, estimate, Utc::now()).await
     }
 
@@ -142,9 +134,9 @@ impl Limiter {
         key: &ApiKey,
         estimate: Estimate,
         now: DateTime<Utc>,
-    ) -> Result<Admission, ApiError> {
+    ) -> Result<(Admission, Option<Reservation>), ApiError> {
         if !self.config.enabled {
-            return Ok(Admission::default());
+            return Ok((Admission::default(), None));
         }
         let mut admission = Admission::default();
         let window = self
@@ -184,15 +176,16 @@ impl Limiter {
                 }
             }
         }
-        if window.is_some() || !claims.is_empty() {
-            let pending = Pending {
-                window,
-                claims,
-                tokens: estimate.tokens,
-            };
-            lock(&self.pending).insert(request_id.to_owned(), pending);
-        }
-        Ok(admission)
+        let reservation = (window.is_some() || !claims.is_empty()).then(|| Reservation {
+            request_id: request_id.to_owned(),
+            window,
+            claims,
+            tokens: estimate.tokens,
+            windows: Arc::clone(&self.windows),
+            counters: Arc::clone(&self.counters),
+            settling: self.settling.clone(),
+        });
+        Ok((admission, reservation))
     }
 
     /// Takes a refused request back out of the rate window it was counted in.
@@ -210,7 +203,7 @@ impl Limiter {
         estimate: Estimate,
         now: DateTime<Utc>,
     ) -> Result<Option<((String, i64), RateHeaders)>, ApiError> {
-        if key.rpm.is_none() && key.tpm.is_none() {
+        if !key.limits.has_rate_limits() {
             return Ok(None);
         }
         let window_secs = i64::try_from(self.config.window.as_secs()).unwrap_or(60);
@@ -219,8 +212,8 @@ impl Limiter {
         let reset_ms = (start + window_secs) * 1000 - now_ms;
         let scope = format!("key:{}", key.id);
         let limits = RateLimits {
-            requests: key.rpm,
-            tokens: key.tpm,
+            requests: key.limits.rpm,
+            tokens: key.limits.tpm,
         };
         let count = match self
             .windows
@@ -244,13 +237,14 @@ impl Limiter {
 
     fn claims(&self, key: &ApiKey, now: DateTime<Utc>) -> Vec<Claim> {
         let mut claims = Vec::new();
-        if key.token_budget.is_some() || key.cost_budget.is_some() {
+        let limits = &key.limits;
+        if limits.has_budget() {
             claims.push(Claim {
                 scope: format!("key:{}", key.id),
-                period_start: key.budget_period.start(now),
-                token_budget: key.token_budget,
-                cost_budget: key.cost_budget,
-                ttl_secs: key.budget_period.counter_ttl_secs(),
+                period_start: limits.budget_period.start(now),
+                token_budget: limits.token_budget,
+                cost_budget: limits.cost_budget,
+                ttl_secs: limits.budget_period.counter_ttl_secs(),
             });
         }
         if let Some(team) = self.teams.load().get(&*key.team) {
@@ -265,54 +259,6 @@ impl Limiter {
             }
         }
         claims
-    }
-
-    /// Books a finished request's real usage (from its ledger row) in the background; a
-    /// request that reserved nothing is a no-op.
-    pub fn settle(&self, event: &UsageEvent) {
-        let Some(pending) = lock(&self.pending).remove(&event.request_id) else {
-            return;
-        };
-        let tokens = event.total_tokens;
-        let cost = event
-            .cost
-            .or_else(|| {
-                let model = event.upstream_model.as_deref()?;
-                self.prices.cost(
-                    model,
-                    event.created_at,
-                    event.prompt_tokens,
-                    event.completion_tokens,
-                    event.image_count,
-                )
-            })
-            .unwrap_or(0.0);
-        let window = pending.window.as_ref().and_then(|(scope, start)| {
-            let excess = self
-                .windows
-                .settle(scope, *start, tokens - pending.tokens)?;
-            Some((scope.clone(), *start, excess))
-        });
-        if window.is_none() && pending.claims.is_empty() {
-            return;
-        }
-        let counters = Arc::clone(&self.counters);
-        let request_id = event.request_id.clone();
-        self.settling.spawn(async move {
-            if let Some((scope, start, excess)) = &window {
-                if let Err(error) = counters.adjust_window(scope, *start, 0, *excess).await {
-                    settle_failed(&error);
-                }
-            }
-            if !pending.claims.is_empty() {
-                if let Err(error) = counters
-                    .settle(&request_id, &pending.claims, tokens, cost)
-                    .await
-                {
-                    settle_failed(&error);
-                }
-            }
-        });
     }
 
     /// Replaces the team budgets with those the database had when a reload began at `started`,

@@ -10,7 +10,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 use tokio::sync::OnceCell;
 
-use super::counters::{Claim, Hold, Refusal, StoreError, WindowCount};
+use super::counters::StoreError;
+use crate::domain::{Claim, Hold, Refusal, WindowCount};
 
 const PREFIX: &str = "glm-gateway:limits";
 

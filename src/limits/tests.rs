@@ -30,7 +30,7 @@ async fn limiter() -> Limiter {
     let mut config = Config::from_toml("", &|_| None).unwrap();
     config.limits.store = LimitStore::Memory;
     let db = Db::connect("sqlite::memory:").await.unwrap();
-    Limiter::new(&config.limits, &db, PriceTable::new(&[])).unwrap()
+    Limiter::new(&config.limits, &db, crate::catalogue::PriceBook::builtin()).unwrap()
 }
 
 const ESTIMATE: Estimate = Estimate {

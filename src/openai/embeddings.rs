@@ -1,25 +1,18 @@
-//! The embeddings request as OpenAI clients send it, its split into Zhipu calls of at most
-//! `MAX_BATCH` inputs, and the joined answer in the encoding the client asked for.
+//! The embeddings request as OpenAI clients send it, its split into Zhipu calls of at most the
+//! model's batch size (the catalogue's `max_batch`), and the joined answer in the encoding the
+//! client asked for.
 
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::catalogue::Catalogue;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::json_path::At;
 
-/// Zhipu's per-call limit for embedding-3 (embedding-2 is bounded by tokens; the same
-/// count keeps its calls well inside that).
+/// Inputs per upstream call for a model the catalogue gives no `max_batch`: Zhipu's limit for
+/// embedding-3.
 pub const MAX_BATCH: usize = 64;
-
-/// Dimensions each model accepts; `None`: the model takes no `dimensions` at all.
-fn supported_dimensions(model: &str) -> Option<Option<&'static [i64]>> {
-    match model {
-        "embedding-3" => Some(Some(&[256, 512, 1024, 2048])),
-        "embedding-2" => Some(None),
-        _ => None,
-    }
-}
 
 #[derive(Debug, Deserialize)]
 pub struct EmbeddingRequest {
@@ -48,6 +41,8 @@ pub struct EmbeddingPlan {
     encoding: Encoding,
     /// The body of every upstream call, without `input`.
     base: Map<String, Value>,
+    /// Inputs per upstream call.
+    batch: usize,
 }
 
 impl EmbeddingPlan {
@@ -69,16 +64,22 @@ impl EmbeddingPlan {
             check_dimensions(upstream_model, dimensions)?;
             base.insert("dimensions".to_owned(), Value::from(dimensions));
         }
+        let batch = Catalogue::builtin()
+            .model(upstream_model)
+            .max_batch
+            .unwrap_or(MAX_BATCH)
+            .max(1);
         Ok(Self {
             inputs,
             encoding,
             base,
+            batch,
         })
     }
 
-    /// One upstream body per batch of at most `MAX_BATCH` inputs, in order.
+    /// One upstream body per batch of at most the model's batch size, in order.
     pub fn batches(&self) -> impl Iterator<Item = Value> + '_ {
-        self.inputs.chunks(MAX_BATCH).map(|batch| {
+        self.inputs.chunks(self.batch).map(|batch| {
             let mut body = self.base.clone();
             body.insert("input".to_owned(), json!(batch));
             Value::Object(body)
@@ -91,8 +92,8 @@ impl EmbeddingPlan {
         let mut model = Value::Null;
         let (mut prompt, mut total) = (0, 0);
         for (batch, answer) in answers.iter().enumerate() {
-            let offset = batch * MAX_BATCH;
-            let expected = self.inputs.len().saturating_sub(offset).min(MAX_BATCH);
+            let offset = batch * self.batch;
+            let expected = self.inputs.len().saturating_sub(offset).min(self.batch);
             let mut items = vector_items(answer, expected)?;
             items.sort_by_key(|(index, _)| *index);
             for (index, vector) in items {
@@ -165,13 +166,16 @@ fn texts(input: Value) -> ApiResult<Vec<String>> {
     Ok(texts)
 }
 
+/// The catalogue's `dimensions` for the model; a model with only `default_dimensions` has
+/// them fixed. A model the catalogue gives neither is the upstream's business.
 fn check_dimensions(model: &str, dimensions: i64) -> ApiResult<()> {
     let refuse = |message: String| Err(ApiError::invalid_request(message).param("dimensions"));
-    match supported_dimensions(model) {
-        Some(None) => refuse(format!(
+    let info = Catalogue::builtin().model(model);
+    match (&info.dimensions, info.default_dimensions) {
+        (None, Some(_)) => refuse(format!(
             "The model `{model}` has fixed dimensions and does not take `dimensions`."
         )),
-        Some(Some(allowed)) if !allowed.contains(&dimensions) => refuse(format!(
+        (Some(allowed), _) if !allowed.contains(&dimensions) => refuse(format!(
             "The model `{model}` supports dimensions {allowed:?}, not {dimensions}."
         )),
         _ => Ok(()),

@@ -5,29 +5,9 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::params::apply_user;
+use crate::catalogue::{parse_size, Catalogue, ModelInfo};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::json_path::At;
-
-/// The CogView models with the §6 sizes; `glm-image` has its own.
-const COGVIEW: &[&str] = &["cogview-4", "cogview-4-250304", "cogview-3-flash"];
-const COGVIEW_SIZES: &[(u32, u32)] = &[
-    (1024, 1024),
-    (768, 1344),
-    (864, 1152),
-    (1344, 768),
-    (1152, 864),
-    (1440, 720),
-    (720, 1440),
-];
-const GLM_IMAGE_SIZES: &[(u32, u32)] = &[
-    (1280, 1280),
-    (1568, 1056),
-    (1056, 1568),
-    (1472, 1088),
-    (1088, 1472),
-    (1728, 960),
-    (960, 1728),
-];
 
 #[derive(Debug, Deserialize)]
 pub struct ImageRequest {
@@ -97,10 +77,11 @@ impl ImagePlan {
         }
         body.insert("model".to_owned(), Value::from(upstream_model));
         body.insert("prompt".to_owned(), Value::from(request.prompt));
-        if let Some(size) = size_for(upstream_model, request.size.as_deref())? {
+        let info = Catalogue::builtin().model(upstream_model);
+        if let Some(size) = size_for(upstream_model, &info, request.size.as_deref())? {
             body.insert("size".to_owned(), Value::from(size));
         }
-        if let Some(quality) = quality_for(upstream_model, request.quality.as_deref()) {
+        if let Some(quality) = quality_for(&info, request.quality.as_deref()) {
             body.insert("quality".to_owned(), Value::from(quality));
         }
         apply_user(&mut body, request.user, None);
@@ -133,25 +114,19 @@ pub fn image_url(answer: &Value) -> ApiResult<&str> {
         })
 }
 
-/// A size the model accepts: squares and `auto` become the model's default, OpenAI's wide and
-/// tall sizes the preset of the nearest shape; a `WxH` the model takes as a custom size passes.
-fn size_for(model: &str, size: Option<&str>) -> ApiResult<Option<String>> {
-    let presets = if COGVIEW.contains(&model) {
-        COGVIEW_SIZES
-    } else if model == "glm-image" {
-        GLM_IMAGE_SIZES
-    } else {
-        // A model this table does not know: its sizes are the upstream's business.
+/// A size the model accepts (its catalogue presets and custom-size rule): squares and `auto`
+/// become the model's default, OpenAI's wide and tall sizes the preset of the nearest shape; a
+/// `WxH` the model takes as a custom size passes.
+fn size_for(model: &str, info: &ModelInfo, size: Option<&str>) -> ApiResult<Option<String>> {
+    let presets = &info.sizes;
+    if presets.is_empty() {
+        // A model the catalogue has no sizes for: its sizes are the upstream's business.
         return Ok(size.filter(|s| *s != "auto").map(String::from));
-    };
+    }
     let Some(size) = size.filter(|s| *s != "auto") else {
         return Ok(None);
     };
-    let parsed = size
-        .split_once('x')
-        .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
-        .filter(|(w, h)| *w > 0 && *h > 0);
-    let Some((w, h)) = parsed else {
+    let Some((w, h)) = parse_size(size) else {
         return Err(ApiError::invalid_request(format!(
             "size must be `auto` or WIDTHxHEIGHT like 1024x1024, not `{size}`."
         ))
@@ -164,7 +139,7 @@ fn size_for(model: &str, size: Option<&str>) -> ApiResult<Option<String>> {
         let (pw, ph) = nearest_shape(presets, w, h);
         return Ok(Some(format!("{pw}x{ph}")));
     }
-    if custom_size_fits(model, w, h) {
+    if info.custom_size.is_some_and(|custom| custom.fits(w, h)) {
         return Ok(Some(format!("{w}x{h}")));
     }
     Err(ApiError::invalid_request(format!(
@@ -179,7 +154,7 @@ fn size_for(model: &str, size: Option<&str>) -> ApiResult<Option<String>> {
     .param("size"))
 }
 
-/// Sizes OpenAI's image models take; each becomes the CogView preset of the nearest shape.
+/// Sizes OpenAI's image models take; each becomes the model's preset of the nearest shape.
 const OPENAI_SIZES: &[(u32, u32)] = &[
     (256, 256),
     (512, 512),
@@ -189,24 +164,6 @@ const OPENAI_SIZES: &[(u32, u32)] = &[
     (1536, 1024),
     (1024, 1536),
 ];
-
-/// Zhipu's rules for a custom size: CogView each side 512–2048 px in steps of 16 and at most
-/// 2^21 pixels; glm-image steps of 32 and at most 2^22 pixels.
-fn custom_size_fits(model: &str, w: u32, h: u32) -> bool {
-    let pixels = u64::from(w) * u64::from(h);
-    if model == "glm-image" {
-        return w.is_multiple_of(32)
-            && h.is_multiple_of(32)
-            && w >= 512
-            && h >= 512
-            && pixels <= 1 << 22;
-    }
-    (512..=2048).contains(&w)
-        && (512..=2048).contains(&h)
-        && w.is_multiple_of(16)
-        && h.is_multiple_of(16)
-        && pixels <= 1 << 21
-}
 
 /// The preset whose aspect ratio is closest to `w:h`.
 fn nearest_shape(presets: &[(u32, u32)], w: u32, h: u32) -> (u32, u32) {
@@ -223,15 +180,19 @@ fn nearest_shape(presets: &[(u32, u32)], w: u32, h: u32) -> (u32, u32) {
         .unwrap_or((1024, 1024))
 }
 
-/// `hd` (or gpt-image's `high`) where the model has it; glm-image has only `hd`; anything else
-/// is the model's default.
-fn quality_for(model: &str, quality: Option<&str>) -> Option<&'static str> {
-    match (model, quality) {
-        ("glm-image", _) => Some("hd"),
-        ("cogview-4-250304", Some("hd" | "high")) => Some("hd"),
-        ("cogview-4-250304", Some("standard" | "medium" | "low")) => Some("standard"),
-        _ => None,
+/// The quality to send, from the catalogue's `qualities`: a model with one (glm-image: `hd`)
+/// always gets it; one with several gets OpenAI's `hd`/`high` as `hd` and
+/// `standard`/`medium`/`low` as `standard` when it lists them; otherwise the model's default.
+fn quality_for(info: &ModelInfo, quality: Option<&str>) -> Option<String> {
+    if let [only] = info.qualities.as_slice() {
+        return Some(only.clone());
     }
+    let wanted = match quality? {
+        "hd" | "high" => "hd",
+        "standard" | "medium" | "low" => "standard",
+        _ => return None,
+    };
+    info.qualities.iter().find(|q| *q == wanted).cloned()
 }
 
 #[cfg(test)]
@@ -243,7 +204,31 @@ mod tests {
     }
 
     fn size(model: &str, size: &str) -> ApiResult<Option<String>> {
-        size_for(model, Some(size))
+        size_for(model, &Catalogue::builtin().model(model), Some(size))
+    }
+
+    /// Retired CogView names take only their presets: OpenAI's sizes map onto them, other
+    /// custom sizes are refused here rather than upstream.
+    #[test]
+    fn every_image_model_of_the_catalogue_has_size_rules() {
+        for model in ["cogview-3", "cogview-3-plus"] {
+            assert_eq!(
+                size(model, "1792x1024").unwrap().as_deref(),
+                Some("1344x768")
+            );
+            assert_eq!(
+                size(model, "1600x896").unwrap_err().param.as_deref(),
+                Some("size")
+            );
+        }
+        let catalogue = Catalogue::builtin();
+        for name in catalogue.names() {
+            let info = catalogue.model(name);
+            if info.kind == crate::catalogue::Kind::Image {
+                assert!(!info.sizes.is_empty(), "{name} has no sizes");
+                assert!(size(name, "1024x1536").unwrap().is_some(), "{name}");
+            }
+        }
     }
 
     #[test]

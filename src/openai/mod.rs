@@ -1,6 +1,7 @@
 //! OpenAI wire shapes and their translation to and from Zhipu's: chat (whole or streamed),
 //! embeddings and images. Pure and synchronous; the callers do the I/O.
 
+pub mod body;
 pub mod chat;
 mod embeddings;
 pub mod emulate;

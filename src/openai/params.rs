@@ -5,9 +5,10 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::request::Stop;
+use crate::catalogue::Catalogue;
 use crate::error::{ApiError, ApiResult};
 
-/// What a GLM model accepts, derived from its name.
+/// What a GLM model accepts, from the model catalogue.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct ModelLimits {
     pub temperature_max: f64,
@@ -16,41 +17,11 @@ pub(crate) struct ModelLimits {
 
 impl ModelLimits {
     pub fn of(model: &str) -> Self {
-        let model = model.to_ascii_lowercase();
-        // Models of the 2024 generation documented temperature as the open interval (0,1).
-        let temperature_max = if is_legacy(&model) { 0.99 } else { 1.0 };
+        let info = Catalogue::builtin().model(model);
         Self {
-            temperature_max,
-            max_tokens: max_tokens_cap(&model),
+            temperature_max: info.temperature_max,
+            max_tokens: info.max_output,
         }
-    }
-}
-
-/// Undotted names of the GLM-4/GLM-3 generation (glm-4, glm-4-*, glm-4v*, glm-3-turbo,
-/// charglm-*, emohaa, codegeex-*…). Dotted versions (glm-4.5, glm-4.1v…) and glm-5* are newer.
-fn is_legacy(model: &str) -> bool {
-    const LEGACY: &[&str] = &[
-        "glm-4", "glm-3", "glm-zero", "chatglm", "charglm", "emohaa", "codegeex",
-    ];
-    let dotted = model
-        .as_bytes()
-        .windows(3)
-        .any(|w| w[0].is_ascii_digit() && w[1] == b'.' && w[2].is_ascii_digit());
-    !dotted && LEGACY.iter().any(|prefix| model.starts_with(prefix))
-}
-
-fn max_tokens_cap(model: &str) -> i64 {
-    if ["charglm", "emohaa", "glm-4-voice"]
-        .iter()
-        .any(|p| model.starts_with(p))
-    {
-        4096
-    } else if matches!(model, "glm-4" | "glm-4-0520" | "glm-3-turbo" | "glm-4v") {
-        8192
-    } else if model.starts_with("glm-4.5") {
-        98_304
-    } else {
-        131_072
     }
 }
 

@@ -6,6 +6,7 @@
 use serde_json::{Map, Value};
 
 use super::emulate::{self, Emulation, Surface};
+use crate::catalogue::Catalogue;
 use crate::config::{EmulationConfig, EmulationSwitches};
 use crate::error::{ApiError, ApiResult};
 use crate::json_path::At;
@@ -129,19 +130,10 @@ fn bad_type(param: &str, expected: &str) -> ApiError {
     ApiError::invalid_request(format!("{param} must be {expected}.")).param(param)
 }
 
-/// The largest `max_output_tokens` Zhipu accepts per model (reasoning included); more is a 400
-/// there, so the gateway clamps.
+/// The largest `max_output_tokens` Zhipu accepts for the model (reasoning included); more is
+/// a 400 there, so the gateway clamps.
 pub fn max_output_cap(model: &str) -> i64 {
-    let model = model.to_ascii_lowercase();
-    if model.starts_with("glm-4.6v") || model.starts_with("glm-5v") {
-        32_768
-    } else if model.starts_with("glm-4v") || model.starts_with("glm-4.1v") || model == "glm-4.5v" {
-        16_384
-    } else if model.starts_with("glm-4.5-air") || model.starts_with("glm-4.5-flash") {
-        98_304
-    } else {
-        131_072
-    }
+    Catalogue::builtin().model(model).responses_max_output
 }
 
 /// OpenAI allows temperature 0–2 and top_p 0–1; Zhipu here takes [0,1] and [0.01,1], two
@@ -178,9 +170,13 @@ fn apply_sampling(body: &mut Map<String, Value>, model: &str) -> ApiResult<()> {
     Ok(())
 }
 
-/// The glm-5.3 family takes only `low|high|max`: lower efforts become `low`, `medium` becomes
-/// `high`, `xhigh` becomes `max`. Other models get the effort as sent. Summaries do not exist
-/// on Zhipu, so their settings are dropped.
+/// OpenAI's efforts, least first.
+const EFFORTS: &[&str] = &["none", "minimal", "low", "medium", "high", "xhigh", "max"];
+
+/// A model with a list of efforts in the catalogue (the glm-5.3 family: `low|high|max`) gets
+/// the least listed effort at or above the one asked (`medium` becomes `high`), or its
+/// highest; an effort OpenAI does not know is dropped. Other models get the effort as sent.
+/// Summaries do not exist on Zhipu, so their settings are dropped.
 fn apply_reasoning(body: &mut Map<String, Value>, model: &str) {
     let Some(Value::Object(reasoning)) = body.get_mut("reasoning") else {
         body.remove("reasoning");
@@ -188,19 +184,27 @@ fn apply_reasoning(body: &mut Map<String, Value>, model: &str) {
     };
     reasoning.remove("summary");
     reasoning.remove("generate_summary");
-    if !model.to_ascii_lowercase().starts_with("glm-5.3") {
+    let Some(accepted) = Catalogue::builtin().model(model).reasoning_efforts.clone() else {
         return;
-    }
-    let mapped = match reasoning.get("effort").and_then(Value::as_str) {
-        Some("none" | "minimal" | "low") => "low",
-        Some("medium" | "high") => "high",
-        Some("xhigh" | "max") => "max",
-        _ => {
-            reasoning.remove("effort");
-            return;
-        }
     };
-    reasoning.insert("effort".into(), Value::from(mapped));
+    let rank = |effort: &str| EFFORTS.iter().position(|e| *e == effort);
+    let asked = reasoning
+        .get("effort")
+        .and_then(Value::as_str)
+        .and_then(rank);
+    let mapped = asked.and_then(|asked| {
+        let mut ranked: Vec<(usize, &String)> = accepted
+            .iter()
+            .filter_map(|e| Some((rank(e)?, e)))
+            .collect();
+        ranked.sort();
+        let at_or_above = ranked.iter().find(|(r, _)| *r >= asked);
+        at_or_above.or(ranked.last()).map(|(_, e)| (*e).clone())
+    });
+    match mapped {
+        Some(effort) => reasoning.insert("effort".into(), Value::from(effort)),
+        None => reasoning.remove("effort"),
+    };
 }
 
 /// Zhipu accepts `input_image.image_url` as an object `{url}` and silently drops the image;

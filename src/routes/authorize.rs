@@ -61,7 +61,8 @@ impl Spend {
 }
 
 /// Notes the prompt on the ticket and reserves the request's estimate against the key's and
-/// team's limits; a refusal is the 429 the client gets (and its row).
+/// team's limits, leaving the reservation with the ticket (its row settles it); a refusal is
+/// the 429 the client gets (and its row).
 pub async fn admit(
     state: &AppState,
     key: &ApiKey,
@@ -73,5 +74,10 @@ pub async fn admit(
         .limits
         .estimate(model, spend.prompt.chars, spend.completion, spend.images);
     ticket.set_prompt(spend.prompt);
-    state.limits.admit(ticket.request_id(), key, estimate).await
+    let (admission, reservation) = state
+        .limits
+        .admit(ticket.request_id(), key, estimate)
+        .await?;
+    ticket.hold(reservation);
+    Ok(admission)
 }

@@ -7,6 +7,8 @@ use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
+pub use crate::openai::body::parse;
+
 use crate::error::{ApiError, ErrorCode};
 
 /// Unlike `axum::Json` it does not insist on a `Content-Type` header: curl users forget it, and
@@ -26,36 +28,6 @@ where
             .map_err(body_error)?;
         parse(&bytes).map(Self)
     }
-}
-
-pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let path = error.path().to_string();
-        let inner = error.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            return ApiError::new(ErrorCode::InvalidJson, format!(
-                "We could not parse the JSON body of your request ({inner}). The body must be valid JSON."
-            ));
-        }
-        let message = inner.to_string();
-        let error = ApiError::invalid_request(format!("Invalid request body: {message}"));
-        // A missing field is reported at its parent; name the field itself.
-        let missing = message.strip_prefix("missing field `").and_then(|rest| rest.split('`').next());
-        match (path.as_str(), missing) {
-            (".", Some(field)) => error.param(field),
-            (parent, Some(field)) => error.param(format!("{parent}.{field}")),
-            (".", None) => error,
-            (field, None) => error.param(field),
-        }
-    })?;
-    deserializer.end().map_err(|e| {
-        ApiError::new(
-            ErrorCode::InvalidJson,
-            format!("We could not parse the JSON body of your request ({e})."),
-        )
-    })?;
-    Ok(value)
 }
 
 fn body_error(rejection: BytesRejection) -> ApiError {
@@ -108,5 +80,37 @@ mod tests {
         assert_eq!(Some(syntax.code.as_str()), Some("invalid_json"));
         let trailing = parse::<Body>(br#"{"model":"m"} x"#).unwrap_err();
         assert_eq!(Some(trailing.code.as_str()), Some("invalid_json"));
+    }
+
+    /// The deadline is for the whole body: a byte every 50 ms does not keep it alive.
+    #[tokio::test]
+    async fn a_trickled_body_gets_408() {
+        let mut config = crate::config::Config::from_toml("", &|_| None)
+            .unwrap()
+            .server;
+        config.body_timeout = std::time::Duration::from_millis(200);
+        let app =
+            axum::Router::new()
+                .route(
+                    "/",
+                    axum::routing::post(
+                        |OpenAiJson(body): OpenAiJson<serde_json::Value>| async move {
+                            body.to_string()
+                        },
+                    ),
+                )
+                .layer(axum::middleware::from_fn_with_state(
+                    crate::server::admission::Admission::new(&config),
+                    crate::server::admission::admit,
+                ));
+        let trickle = futures_util::stream::unfold(0, |n| async move {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            (n < 40).then(|| (Ok::<_, std::io::Error>(Bytes::from_static(b" ")), n + 1))
+        });
+        let request = Request::post("/")
+            .body(axum::body::Body::from_stream(trickle))
+            .unwrap();
+        let response = tower::ServiceExt::oneshot(app, request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
     }
 }

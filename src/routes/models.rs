@@ -10,7 +10,8 @@ use axum::{Extension, Json};
 use serde_json::{json, Value};
 
 use super::path::OpenAiPath;
-use crate::config::{Config, COMMON_OPENAI_MODELS};
+use crate::catalogue::Catalogue;
+use crate::config::Config;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::keys::ApiKey;
 use crate::state::AppState;
@@ -56,13 +57,14 @@ fn visible_models<'a>(config: &'a Config, key: &'a ApiKey) -> BTreeSet<&'a str> 
         .flatten()
         .map(String::as_str)
         .filter(|name| !name.ends_with('*'));
-    COMMON_OPENAI_MODELS
+    Catalogue::builtin()
+        .common_openai_models()
         .iter()
-        .copied()
+        .map(String::as_str)
         .filter(|name| models.maps(name))
         .chain(models.aliases())
         .chain(models.targets())
-        .chain(config.catalogue.iter().map(String::as_str))
+        .chain(config.listed_models.iter().map(String::as_str))
         .chain(allowlisted)
         .filter(|name| key.allows_model(name, models.resolve(name)))
         .collect()

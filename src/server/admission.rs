@@ -184,33 +184,6 @@ mod tests {
         assert_eq!(large.status(), StatusCode::OK);
     }
 
-    /// The deadline is for the whole body: a byte every 50 ms does not keep it alive.
-    #[tokio::test]
-    async fn a_trickled_body_gets_408() {
-        let mut config = config(4, 1000);
-        config.body_timeout = std::time::Duration::from_millis(200);
-        let app = Router::new()
-            .route(
-                "/",
-                post(
-                    |crate::routes::json::OpenAiJson(body): crate::routes::json::OpenAiJson<
-                        serde_json::Value,
-                    >| async move { body.to_string() },
-                ),
-            )
-            .layer(axum::middleware::from_fn_with_state(
-                Admission::new(&config),
-                admit,
-            ));
-        let trickle = futures_util::stream::unfold(0, |n| async move {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            (n < 40).then(|| (Ok::<_, std::io::Error>(Bytes::from_static(b" ")), n + 1))
-        });
-        let request = Request::post("/").body(Body::from_stream(trickle)).unwrap();
-        let response = app.oneshot(request).await.unwrap();
-        assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
-    }
-
     #[tokio::test]
     async fn past_the_in_flight_limit_answers_503() {
         let admission = Admission::new(&config(1, 1000));

@@ -3,7 +3,7 @@
 //! each check-and-add atomic.
 
 use super::Db;
-use crate::limits::{fits, Claim, Hold, Refusal, WindowCount};
+use crate::domain::{fits, Claim, Hold, Refusal, WindowCount};
 
 const TAKE_WINDOW: &str = "INSERT INTO limit_windows (scope, window_start, requests, tokens) \
     VALUES ($1, $2, $6, $3) ON CONFLICT (scope, window_start) DO UPDATE \

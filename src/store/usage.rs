@@ -5,7 +5,7 @@ use chrono::{DateTime, Days, NaiveDate, NaiveTime, Utc};
 use sqlx::{PgPool, QueryBuilder, Sqlite, SqlitePool};
 
 use super::Db;
-use crate::usage_event::{UsageEvent, UsageSink};
+use crate::domain::{UsageEvent, UsageSink};
 
 mod summary;
 
@@ -63,7 +63,7 @@ const PG_INSERT: &str = concat!(
     ") SELECT * FROM UNNEST($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], \
      $6::text[], $7::text[], $8::bool[], $9::int4[], $10::text[], $11::int8[], $12::int8[], \
      $13::int8[], $14::int8[], $15::int8[], $16::int8[], $17::text[], $18::bool[], \
-     $19::float8[], $20::text[], $21::text[], $22::text[]) ON CONFLICT DO NOTHING"
+     $19::text[]::numeric[], $20::text[], $21::text[], $22::text[]) ON CONFLICT DO NOTHING"
 );
 
 /// The columns a Postgres rollup reads from the rows it removes.
@@ -219,7 +219,8 @@ async fn insert_postgres(pool: &PgPool, events: &[UsageEvent]) -> Result<u64, sq
         .bind(column(events, |e| e.latency_ms))
         .bind(column(events, |e| e.usage_source.as_str()))
         .bind(column(events, |e| e.client_disconnected))
-        .bind(column(events, |e| e.cost))
+        // Decimal text, cast to NUMERIC: exact, unlike a float.
+        .bind(column(events, |e| e.cost.map(|c| c.to_string())))
         .bind(column(events, |e| e.emulated.as_deref()))
         .bind(column(events, |e| e.prompt_text.as_deref()))
         .bind(column(events, |e| e.completion_text.as_deref()))
@@ -256,7 +257,8 @@ async fn insert_sqlite(pool: &SqlitePool, events: &[UsageEvent]) -> Result<u64, 
                 .push_bind(e.latency_ms)
                 .push_bind(e.usage_source.as_str())
                 .push_bind(e.client_disconnected)
-                .push_bind(e.cost)
+                // Decimal text: the REAL column reads it as the nearest float.
+                .push_bind(e.cost.map(|c| c.to_string()))
                 .push_bind(&e.emulated)
                 .push_bind(&e.prompt_text)
                 .push_bind(&e.completion_text);

@@ -8,8 +8,8 @@ use std::sync::{Arc, LazyLock};
 use arc_swap::ArcSwap;
 use metrics::SharedString;
 
-use crate::config::{Config, ModelMap, COMMON_OPENAI_MODELS};
-use crate::usage::PriceTable;
+use crate::catalogue::Catalogue;
+use crate::config::{Config, ModelMap};
 
 /// The label of a name the gateway does not know, and of a request no route matched.
 pub const OTHER: SharedString = SharedString::const_str("other");
@@ -86,18 +86,26 @@ impl Default for ModelLabels {
 }
 
 impl ModelLabels {
-    pub fn new(config: &Config, prices: &PriceTable) -> Self {
+    pub fn new(config: &Config) -> Self {
         let models = &config.models;
-        let names = COMMON_OPENAI_MODELS
+        let catalogue = Catalogue::builtin();
+        let configured_prices = config
+            .prices
             .iter()
-            .copied()
+            .map(|p| p.model.as_str())
+            .filter(|m| !m.ends_with('*'));
+        let names = catalogue
+            .common_openai_models()
+            .iter()
+            .map(String::as_str)
             .chain(models.exact_entries())
             .chain(models.targets())
-            .chain(config.catalogue.iter().map(String::as_str))
+            .chain(config.listed_models.iter().map(String::as_str))
             .chain(config.zhipu.fallbacks.iter().flat_map(|(model, then)| {
                 std::iter::once(model.as_str()).chain(then.iter().map(String::as_str))
             }))
-            .chain(prices.models());
+            .chain(catalogue.names())
+            .chain(configured_prices);
         let known = names
             .map(|name| SharedString::from(Arc::<str>::from(name)))
             .collect();
@@ -159,7 +167,7 @@ mod tests {
     fn unknown_model_names_are_other_and_prefix_matches_name_their_entry() {
         let toml = "[models]\n\"team-model*\" = \"glm-4.7\"\n";
         let config = Config::from_toml(toml, &|_| None).unwrap();
-        let labels = ModelLabels::new(&config, &PriceTable::new(&[]));
+        let labels = ModelLabels::new(&config);
         assert_eq!(&*labels.alias("gpt-4o"), "gpt-4o");
         assert_eq!(&*labels.alias("gpt-4o-2024-08-06"), "gpt-4o*");
         assert_eq!(&*labels.alias("team-model-large"), "team-model*");

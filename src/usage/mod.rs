@@ -5,7 +5,6 @@
 
 mod journal;
 pub mod maintenance;
-mod prices;
 mod reader;
 mod recorder;
 mod tap;
@@ -15,9 +14,8 @@ pub use journal::{
     encode as journal_line, Journal, JournalOptions, LedgerHealth, SetAside, FOREIGN_DIR, ID_FILE,
     REJECTED_FILE,
 };
-pub use prices::PriceTable;
 pub use recorder::{track_usage, Ledger, StreamEnd, UsageTicket};
 pub use tap::{Prompt, Tap, TokenUsage};
 pub use writer::{run_writer, WriterSettings};
 
-pub use crate::usage_event::{UsageEvent, UsageSink, UsageSource};
+pub use crate::domain::{UsageEvent, UsageSink, UsageSource};

@@ -1,7 +1,8 @@
 //! From request to row: the `track_usage` layer gives each authenticated request a
 //! `UsageTicket`, which handlers take as an argument and tell what they learn (models, prompt,
-//! the answer's `Tap`). The ticket writes the row exactly once, through `Ledger::record`, before
-//! the client has the whole answer, so an answered request always has a row.
+//! the limits' reservation, the answer's `Tap`). The ticket writes the row exactly once,
+//! before the client has the whole answer, so an answered request always has a row: it prices
+//! the row, settles the reservation with that cost, and hands the row to the `Ledger`.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,6 +20,7 @@ use tokio::time::Instant;
 use super::{Prompt, Tap, TokenUsage, UsageEvent, UsageSource};
 use crate::error::{ApiError, ErrorCode};
 use crate::keys::ApiKey;
+use crate::limits::Reservation;
 use crate::request_id::RequestId;
 use crate::telemetry::clock::RequestClock;
 use crate::telemetry::labels::NONE;
@@ -62,6 +64,8 @@ struct Noted {
     models: Option<(String, String)>,
     /// Set once the prompt is about to go upstream.
     prompt: Option<Prompt>,
+    /// What the limits hold for the request until its row settles it.
+    reservation: Option<Reservation>,
     answer: Option<Tap>,
     emulated: Option<String>,
 }
@@ -103,6 +107,11 @@ impl UsageTicket {
 
     pub fn set_prompt(&self, prompt: Prompt) {
         self.noted().prompt = Some(prompt);
+    }
+
+    /// The reservation `admit` made; the row settles it.
+    pub fn hold(&self, reservation: Option<Reservation>) {
+        self.noted().reservation = reservation;
     }
 
     /// What was rewritten to keep a promise, and how the check went (`usage_events.emulated`).
@@ -182,12 +191,18 @@ impl Pending {
         tokens.reasoning
     }
 
-    /// Writes the row unless it was written already, with its access line and metrics.
-    fn record(&self, event: UsageEvent, reasoning: i64) {
-        if !self.recorded.swap(true, Ordering::AcqRel) {
-            self.report(&event, reasoning);
-            self.ledger.record(event);
+    /// Writes the row unless it was written already: priced, its reservation settled at that
+    /// cost, with its access line and metrics.
+    fn record(&self, mut event: UsageEvent, reasoning: i64) {
+        if self.recorded.swap(true, Ordering::AcqRel) {
+            return;
         }
+        event.cost = self.ledger.price(&event);
+        if let Some(reservation) = self.noted().reservation.take() {
+            reservation.settle(event.total_tokens, event.cost);
+        }
+        self.report(&event, reasoning);
+        self.ledger.record(event);
     }
 
     fn event(&self, status_code: u16, error_code: Option<String>, streamed: bool) -> UsageEvent {

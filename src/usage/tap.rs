@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value};
 
+pub use crate::domain::TokenUsage;
 use crate::json_path::At;
 
 mod responses;
@@ -26,18 +27,6 @@ const RESPONSES_USAGE: [&str; 5] = [
     "/input_tokens_details/cached_tokens",
     "/output_tokens_details/reasoning_tokens",
 ];
-
-/// Token counts as the upstream reports them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TokenUsage {
-    pub prompt: i64,
-    pub completion: i64,
-    pub total: i64,
-    pub cached: i64,
-    /// Completion tokens spent on reasoning, when the upstream says (metrics only; the row
-    /// has no column for them).
-    pub reasoning: i64,
-}
 
 impl TokenUsage {
     /// Reads a chat (or embeddings) `usage` object; `None` when it has no token counts.
@@ -66,21 +55,6 @@ impl TokenUsage {
             cached: count(cached).unwrap_or(0),
             reasoning: count(reasoning).unwrap_or(0),
         })
-    }
-
-    /// A rough count for text the upstream gave no usage for: about three characters a token
-    /// (English runs near four, Chinese near one or two), never zero for non-empty text.
-    pub fn estimate(chars: usize) -> i64 {
-        i64::try_from(chars.div_ceil(3)).unwrap_or(i64::MAX)
-    }
-
-    /// Adds another call's counts (a request served by several upstream calls).
-    pub fn add(&mut self, other: Self) {
-        self.prompt += other.prompt;
-        self.completion += other.completion;
-        self.total += other.total;
-        self.cached += other.cached;
-        self.reasoning += other.reasoning;
     }
 }
 

@@ -315,7 +315,7 @@ pub(crate) fn stray_row(id: &str, cost: Option<f64>) -> glm_gateway::usage::Usag
         latency_ms: 1,
         usage_source: glm_gateway::usage::UsageSource::Upstream,
         client_disconnected: false,
-        cost,
+        cost: cost.map(|c| c.to_string().parse().unwrap()),
         prompt_text: None,
         emulated: None,
         completion_text: None,

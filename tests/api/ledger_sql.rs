@@ -4,6 +4,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use glm_gateway::store::{Db, UsageGroup};
 use glm_gateway::usage::{UsageEvent, UsageSource};
+use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use sqlx::{Row, TypeInfo, ValueRef};
 
@@ -60,18 +61,18 @@ fn event(id: &str, at: &str, key: &str, team: &str, model: Option<&str>) -> Usag
         latency_ms: 120,
         usage_source: UsageSource::Upstream,
         client_disconnected: false,
-        cost: Some(0.0),
+        cost: Some(Decimal::ZERO),
         prompt_text: None,
         emulated: None,
         completion_text: None,
     }
 }
 
-fn tokens(mut e: UsageEvent, prompt: i64, completion: i64, cost: f64) -> UsageEvent {
+fn tokens(mut e: UsageEvent, prompt: i64, completion: i64, cost: &str) -> UsageEvent {
     e.prompt_tokens = prompt;
     e.completion_tokens = completion;
     e.total_tokens = prompt + completion;
-    e.cost = Some(cost);
+    e.cost = Some(cost.parse().unwrap());
     e
 }
 
@@ -92,7 +93,7 @@ fn fixture() -> Vec<UsageEvent> {
         ),
         50,
         30,
-        0.0,
+        "0.0",
     ));
     r3.usage_source = UsageSource::Estimated;
     r3.client_disconnected = true;
@@ -106,7 +107,7 @@ fn fixture() -> Vec<UsageEvent> {
         ),
         400,
         0,
-        0.0002,
+        "0.0002",
     );
     r4.endpoint = "embeddings".into();
     let mut r5 = event("r5", "2026-03-02T09:00:00Z", "k3", "beta", None);
@@ -122,7 +123,7 @@ fn fixture() -> Vec<UsageEvent> {
         ),
         10,
         0,
-        0.0005,
+        "0.0005",
     ));
     r6.error_code = Some("1301".into());
     let mut r10 = streamed(tokens(
@@ -135,7 +136,7 @@ fn fixture() -> Vec<UsageEvent> {
         ),
         20,
         40,
-        0.003,
+        "0.003",
     ));
     r10.usage_source = UsageSource::Estimated;
     r10.client_disconnected = true;
@@ -146,7 +147,7 @@ fn fixture() -> Vec<UsageEvent> {
         "alpha",
         Some("cogview-3-plus"),
     );
-    (r8.image_count, r8.cost) = (2, Some(0.12));
+    (r8.image_count, r8.cost) = (2, Some("0.12".parse().unwrap()));
     let mut r9 = event(
         "r9",
         "2026-03-03T13:00:00Z",
@@ -178,13 +179,13 @@ fn fixture() -> Vec<UsageEvent> {
         Some("glm-4-flash"),
     );
     vec![
-        tokens(r1, 100, 50, 0.0075),
-        streamed(tokens(r2, 200, 100, 0.015)),
+        tokens(r1, 100, 50, "0.0075"),
+        streamed(tokens(r2, 200, 100, "0.015")),
         r3,
         r4,
         r5,
         r6,
-        streamed(tokens(r7, 1000, 500, 0.0)),
+        streamed(tokens(r7, 1000, 500, "0")),
         r8,
         r9,
         r10,
@@ -634,7 +635,7 @@ async fn retention_moves_old_days_into_rollups() {
         let bulk: Vec<UsageEvent> = (0..12_000)
             .map(|i| {
                 let e = event(&format!("b{i}"), "2026-02-10T06:00:00Z", "k9", "bulk", None);
-                tokens(e, 1, 0, 0.0)
+                tokens(e, 1, 0, "0")
             })
             .collect();
         db.insert_usage(&bulk).await.unwrap();
@@ -675,7 +676,7 @@ async fn retention_moves_old_days_into_rollups() {
             ),
             5,
             5,
-            0.001,
+            "0.001",
         );
         db.insert_usage(&[late]).await.unwrap();
         assert_eq!(db.apply_retention(date("2026-03-03")).await.unwrap(), 1);

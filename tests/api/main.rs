@@ -17,6 +17,7 @@ mod helpers;
 mod auth;
 mod chat;
 mod clients;
+mod costs;
 mod dashboards;
 mod edge;
 mod embeddings;

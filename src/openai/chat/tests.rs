@@ -1,7 +1,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::routes::json::parse;
+use crate::openai::body::parse;
 
 fn request(extra: Value) -> ChatCompletionRequest {
     let mut body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]});

@@ -2,9 +2,9 @@ use serde_json::json;
 
 use super::*;
 use crate::config::{Config, EmulationConfig};
+use crate::openai::body::parse;
 use crate::openai::chat::{to_glm, GlmChatRequest};
 use crate::openai::request::ChatCompletionRequest;
-use crate::routes::json::parse;
 
 fn glm(extra: Value) -> ApiResult<GlmChatRequest> {
     let mut body = json!({"model": "gpt-4o", "messages": [

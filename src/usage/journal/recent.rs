@@ -64,7 +64,7 @@ mod tests {
     fn kept_rows_are_the_rows_their_lines_parse_to() {
         let dir = tempfile::tempdir().unwrap();
         let mut rows: Vec<UsageEvent> = (0..5).map(|n| event(&format!("row-{n}"))).collect();
-        rows[1].cost = Some(0.1 + 0.2);
+        rows[1].cost = Some("0.0000123456789012345".parse().unwrap());
         rows[2].created_at = Utc.timestamp_nanos(1_790_000_000_123_456_789);
         rows[3].prompt_text = Some("line\nbreak \u{1b} é".into());
         let journal = Journal::open(dir.path()).unwrap();

@@ -27,7 +27,7 @@ pub(crate) fn event(id: &str) -> UsageEvent {
         latency_ms: 321,
         usage_source: UsageSource::Upstream,
         client_disconnected: false,
-        cost: Some(0.0012),
+        cost: Some("0.0012".parse().unwrap()),
         emulated: None,
         prompt_text: None,
         completion_text: None,

@@ -1,27 +1,36 @@
-//! Where rows go: priced, made storable, then appended to the journal.
+//! Where rows go: priced once from the catalogue, made storable, then appended to the journal.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rust_decimal::Decimal;
 
 use super::super::tap::{floor_char_boundary, MAX_CONTENT_BYTES};
-use super::super::{Journal, PriceTable, UsageEvent};
+use super::super::{Journal, UsageEvent};
+use crate::catalogue::PriceBook;
+use crate::domain::TokenCounts;
 use crate::telemetry::labels::ModelLabels;
+
+/// Unpriced models warned about, at most this many: clients may send any name.
+const MAX_WARNED: usize = 256;
 
 /// Where rows go: priced, then appended to the journal. `None` journal: the ledger is off.
 pub struct Ledger {
     journal: Option<Arc<Journal>>,
-    prices: PriceTable,
+    prices: PriceBook,
     store_content: bool,
-    limiter: Option<Arc<crate::limits::Limiter>>,
+    /// Upstream models seen without a price, each warned about once.
+    unpriced: Mutex<HashSet<String>>,
     pub(super) labels: ModelLabels,
 }
 
 impl Ledger {
-    pub fn new(journal: Option<Arc<Journal>>, prices: PriceTable, store_content: bool) -> Self {
+    pub fn new(journal: Option<Arc<Journal>>, prices: PriceBook, store_content: bool) -> Self {
         Self {
             journal,
             prices,
             store_content,
-            limiter: None,
+            unpriced: Mutex::default(),
             labels: ModelLabels::default(),
         }
     }
@@ -29,12 +38,6 @@ impl Ledger {
     /// How model names become metric labels (without: every name is `other`).
     pub fn with_labels(mut self, labels: ModelLabels) -> Self {
         self.labels = labels;
-        self
-    }
-
-    /// Settles each recorded request's limit reservation.
-    pub fn with_limiter(mut self, limiter: Arc<crate::limits::Limiter>) -> Self {
-        self.limiter = Some(limiter);
         self
     }
 
@@ -54,21 +57,41 @@ impl Ledger {
         self.store_content
     }
 
+    /// What the row cost, from the price in force on its day; `None` (and a warning, once
+    /// per model) when no price covers its model. A row that reached no model costs nothing.
+    pub(super) fn price(&self, event: &UsageEvent) -> Option<Decimal> {
+        let model = event.upstream_model.as_deref()?;
+        let counts = TokenCounts {
+            prompt: event.prompt_tokens,
+            cached: event.cached_tokens,
+            completion: event.completion_tokens,
+            images: event.image_count,
+        };
+        let cost = self.prices.cost(model, event.created_at, &counts);
+        if cost.is_none() {
+            self.warn_unpriced(model);
+        }
+        cost
+    }
+
+    fn warn_unpriced(&self, model: &str) {
+        let mut warned = self.unpriced.lock().unwrap_or_else(PoisonError::into_inner);
+        if warned.len() >= MAX_WARNED || warned.contains(model) {
+            return;
+        }
+        warned.insert(model.to_owned());
+        drop(warned);
+        tracing::warn!(
+            model = ?crate::telemetry::ClientText(model),
+            "no price covers this model: its ledger rows have cost NULL and cost budgets do \
+             not count them; add a [[prices]] entry"
+        );
+    }
+
+    /// Appends a priced row to the journal.
     pub(super) fn record(&self, mut event: UsageEvent) {
-        self.limiter
-            .iter()
-            .for_each(|limiter| limiter.settle(&event));
         let Some(journal) = &self.journal else { return };
         make_storable(&mut event);
-        if let Some(model) = &event.upstream_model {
-            event.cost = self.prices.cost(
-                model,
-                event.created_at,
-                event.prompt_tokens,
-                event.completion_tokens,
-                event.image_count,
-            );
-        }
         journal.append(&event);
     }
 }

@@ -10,9 +10,9 @@ use axum::Router;
 use tower::ServiceExt;
 
 use super::*;
+use crate::catalogue::PriceBook;
 use crate::config::OnJournalFull;
 use crate::usage::journal::tests::{bounded, event, unwritable};
-use crate::usage::PriceTable;
 
 static HANDLED: AtomicUsize = AtomicUsize::new(0);
 
@@ -31,7 +31,7 @@ async fn past_the_memory_bound_requests_are_refused_before_the_handler() {
     let journal = Arc::new(journal);
     let ledger = Arc::new(Ledger::new(
         Some(Arc::clone(&journal)),
-        PriceTable::new(&[]),
+        PriceBook::builtin(),
         false,
     ));
     let app = Router::new()

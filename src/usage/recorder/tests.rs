@@ -5,9 +5,10 @@ use axum::Router;
 use tower::ServiceExt;
 
 use super::*;
+use crate::catalogue::PriceBook;
 use crate::keys::hash_secret;
 use crate::store::KeyRecord;
-use crate::usage::{Journal, PriceTable};
+use crate::usage::Journal;
 
 /// A request to `path` as `require_api_key` and `observe` leave it: with a key and an id.
 pub(super) fn keyed_request(path: &str) -> Request {
@@ -38,7 +39,7 @@ fn journal_rows(dir: &std::path::Path) -> Vec<UsageEvent> {
 async fn a_panicking_handler_is_recorded_as_the_500_the_client_gets() {
     let dir = tempfile::tempdir().unwrap();
     let journal = Arc::new(Journal::open(dir.path()).unwrap());
-    let ledger = Arc::new(Ledger::new(Some(journal), PriceTable::new(&[]), false));
+    let ledger = Arc::new(Ledger::new(Some(journal), PriceBook::builtin(), false));
     async fn boom(ticket: UsageTicket) -> &'static str {
         ticket.set_models("gpt-4o", "glm-4.6v");
         panic!("a bug")

@@ -1,10 +1,10 @@
 //! One row of the usage ledger, as the request path makes it, the journal keeps it and the
-//! store inserts it, and the sink the ledger's writer hands rows to. A leaf: it knows no other
-//! module, so the usage layer and the store can both depend on it.
+//! store inserts it, and the sink the ledger's writer hands rows to.
 
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 /// Where the ledger's writer puts rows: the database, or a fake in tests.
@@ -47,8 +47,9 @@ pub struct UsageEvent {
     pub latency_ms: i64,
     pub usage_source: UsageSource,
     pub client_disconnected: bool,
-    /// In the price table's currency (CNY); `None` when the model has no price.
-    pub cost: Option<f64>,
+    /// CNY, priced once from the model catalogue when the row is written; `None` when no
+    /// price covers the model.
+    pub cost: Option<Decimal>,
     /// What the gateway rewrote to keep a promise Zhipu cannot, and how the check went:
     /// `json_schema` or `tool_choice`, with `:repaired` or `:invalid` after a failed check.
     #[serde(default)]
