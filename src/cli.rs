@@ -20,6 +20,7 @@ use crate::telemetry::LogFormat;
 mod demo;
 mod healthcheck;
 mod limits;
+mod prices;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -82,6 +83,14 @@ enum Command {
         /// Last day (YYYY-MM-DD, UTC) to include.
         #[arg(long)]
         until: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the prices in force today (the catalogue's, with `[[prices]]` on top).
+    Prices {
+        /// Only this GLM model.
+        #[arg(long)]
+        model: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -180,6 +189,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             until,
             json,
         } => usage(&config, &by, since, until, json).await,
+        Command::Prices { model, json } => prices::run(&config, model.as_deref(), json),
         // Handled in `main`, before logging and the runtime start.
         Command::Healthcheck { .. } => Ok(()),
         Command::Emulator {

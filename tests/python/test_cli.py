@@ -63,6 +63,24 @@ def test_bad_settings_stop_with_one_line_and_status_2():
 
 
 def test_every_command_has_help():
-    for command in [[], ["serve"], ["demo"], ["migrate"], ["keys"], ["keys", "create"], ["keys", "list"], ["keys", "revoke"], ["keys", "update"], ["teams"], ["teams", "set"], ["teams", "list"], ["emulator"]]:
+    for command in [[], ["serve"], ["demo"], ["migrate"], ["keys"], ["keys", "create"], ["keys", "list"], ["keys", "revoke"], ["keys", "update"], ["teams"], ["teams", "set"], ["teams", "list"], ["emulator"], ["prices"]]:
         result = run(*command, "--help")
         assert result.returncode == 0 and "Usage" in result.stdout, command
+
+
+def test_prices_prints_what_every_default_alias_target_costs_today(tmp_path):
+    listed = run("prices", "--json")
+    assert listed.returncode == 0, listed.stderr
+    models = {row["model"]: row for row in json.loads(listed.stdout)["data"]}
+    for target in ["glm-5.1", "glm-4.7", "glm-4.7-flash", "glm-4.7-flashx", "glm-4.6v", "glm-4.6v-flash", "glm-5-turbo", "embedding-3", "cogview-4-250304"]:
+        assert target in models, target
+    tiers = models["glm-4.7"]["tiers"]
+    assert [(t["input"], t["output"], t["cached"]) for t in tiers] == [("2", "8", "0.4"), ("3", "14", "0.6"), ("4", "16", "0.8")]
+    assert models["cogview-4-250304"]["per_image"] == "0.06"
+    # A configured price wins; a model no price covers says so.
+    config = tmp_path / "gateway.toml"
+    config.write_text('[[prices]]\nmodel = "glm-4.6"\nsince = "2026-01-01"\ninput = 2\noutput = 8\n')
+    one = run("--config", str(config), "prices", "--model", "glm-4.6")
+    assert one.returncode == 0 and "glm-4.6" in one.stdout and "configuration" in one.stdout, one.stdout
+    missing = run("prices", "--model", "glm-4.6")
+    assert missing.returncode != 0 and "no price covers" in missing.stderr
