@@ -1,4 +1,6 @@
 # Builds glm-gateway and runs it on a slim Debian image.
+# Behind a firewall that blocks Docker Hub, scripts/docker-bases.sh makes both base images from
+# a Debian mirror first (with EXTRA_CA=ca.pem for a TLS-inspecting proxy).
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
 # make: jemalloc, the allocator, is built from C.
@@ -23,11 +25,17 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --home /var/lib/glm-gateway --create-home glm
+ && groupadd --system --gid 10001 glm \
+ && useradd --system --uid 10001 --gid 10001 --home /var/lib/glm-gateway --create-home glm \
+ && chmod 0700 /var/lib/glm-gateway
 COPY --from=build /src/target/release/glm-gateway /usr/local/bin/glm-gateway
 COPY config/gateway.toml /etc/glm-gateway/gateway.toml
-USER glm
+# Numeric, so Kubernetes' runAsNonRoot can check it.
+USER 10001:10001
 WORKDIR /var/lib/glm-gateway
+# The usage journal (and the SQLite default): rows not yet in the database live here, so the
+# folder stays writable under --read-only and survives the container.
+VOLUME /var/lib/glm-gateway
 ENV GLM_GATEWAY_CONFIG=/etc/glm-gateway/gateway.toml \
     GLM_GATEWAY_LISTEN=0.0.0.0:8080 \
     DATABASE_URL=sqlite:///var/lib/glm-gateway/glm-gateway.db

@@ -210,6 +210,8 @@ impl<S: UsageSink> Writer<S> {
                     }
                 }
             }
+            // Rows keep arriving while inserts fail: the gauge follows them during an outage.
+            self.journal.publish_backlog();
             let wake = Instant::now() + delay;
             if self.deadline.is_some_and(|deadline| wake >= deadline) {
                 tracing::warn!(
