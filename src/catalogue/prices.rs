@@ -35,7 +35,7 @@ pub struct ConfiguredPrice {
     pub input: Decimal,
     #[serde(default, deserialize_with = "crate::domain::amount")]
     pub output: Decimal,
-    #[serde(default, deserialize_with = "optional_amount")]
+    #[serde(default, deserialize_with = "crate::domain::optional_amount")]
     pub cached: Option<Decimal>,
     #[serde(default)]
     pub tiers: Vec<PriceTier>,
@@ -45,10 +45,6 @@ pub struct ConfiguredPrice {
     pub prompt_per_1k: Decimal,
     #[serde(default, deserialize_with = "crate::domain::amount")]
     pub completion_per_1k: Decimal,
-}
-
-fn optional_amount<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
-    crate::domain::amount(d).map(Some)
 }
 
 impl ConfiguredPrice {

@@ -10,6 +10,6 @@ mod usage;
 
 pub use limits::{fits, Claim, Estimate, Hold, KeyLimits, Refusal, TeamBudget, WindowCount};
 pub use period::BudgetPeriod;
-pub use price::{amount, Price, PriceTier, TokenCounts};
+pub use price::{amount, optional_amount, Price, PriceTier, TokenCounts};
 pub use tokens::TokenUsage;
 pub use usage::{UsageEvent, UsageSink, UsageSource};

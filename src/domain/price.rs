@@ -42,7 +42,7 @@ pub struct PriceTier {
     #[serde(default, deserialize_with = "amount")]
     pub output: Decimal,
     /// Cached prompt tokens; `None`: the input price.
-    #[serde(default, deserialize_with = "optional_decimal")]
+    #[serde(default, deserialize_with = "optional_amount")]
     pub cached: Option<Decimal>,
 }
 
@@ -128,7 +128,8 @@ pub fn amount<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Decimal, D::
         .map_err(|e| serde::de::Error::custom(format!("`{text}` is not an amount: {e}")))
 }
 
-fn optional_decimal<'de, D: Deserializer<'de>>(
+/// `amount`, for an optional field.
+pub fn optional_amount<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<Decimal>, D::Error> {
     amount(deserializer).map(Some)
