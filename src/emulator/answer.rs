@@ -31,6 +31,8 @@ pub(crate) struct Answer {
     pub reply: Reply,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
+    /// The part of `prompt_tokens` served from the context cache.
+    pub cached_tokens: u64,
 }
 
 impl Answer {
@@ -39,7 +41,7 @@ impl Answer {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.prompt_tokens + self.completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": 0},
+            "prompt_tokens_details": {"cached_tokens": self.cached_tokens},
         })
     }
 
@@ -55,6 +57,7 @@ impl Answer {
 /// `json_object` mode, `#chunks`, a tool result, the greeting.
 pub(crate) fn plan(body: &Value, messages: &[Value], tools: &[Value], d: &Directives) -> Answer {
     let prompt_tokens = prompt_tokens(messages);
+    let cached_tokens = d.cached.unwrap_or(0).min(prompt_tokens);
     let last = messages.last();
     let functions: Vec<&Value> = tools
         .iter()
@@ -70,6 +73,7 @@ pub(crate) fn plan(body: &Value, messages: &[Value], tools: &[Value], d: &Direct
             reply: tool_call(tool),
             prompt_tokens,
             completion_tokens: 1,
+            cached_tokens,
         };
     }
     let json_mode = body
@@ -100,6 +104,7 @@ pub(crate) fn plan(body: &Value, messages: &[Value], tools: &[Value], d: &Direct
         reply: Reply::Text { pieces, finish },
         prompt_tokens,
         completion_tokens,
+        cached_tokens,
     }
 }
 

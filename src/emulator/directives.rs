@@ -20,6 +20,7 @@ Directives: words in the last user message (or the image prompt) of a request to
   #chunks N           answer with the N words w1 .. wN, one stream chunk each
   #slow MS            wait MS ms before answering, and between stream chunks
   #finish REASON      end with this finish_reason (e.g. length, sensitive)
+  #cached N           report N of the prompt tokens as cache hits (at most all of them)
   #tool               call the first offered function tool (naming the tool does so too)
   #error CODE         fail with Zhipu business error CODE and its usual HTTP status
   #error200 CODE      the same error body, sent with HTTP 200
@@ -82,6 +83,8 @@ pub(crate) struct Directives {
     pub error: Option<(u32, bool)>,
     pub http: Option<HttpFault>,
     pub finish: Option<String>,
+    /// Prompt tokens reported as cache hits.
+    pub cached: Option<u64>,
     pub fault: Option<StreamFault>,
     pub bad_json: Option<BadJson>,
     pub big_image: bool,
@@ -146,6 +149,7 @@ impl Directives {
                 "#error" => out.error = arg().and_then(|c| c.parse().ok()).map(|c| (c, false)),
                 "#error200" => out.error = arg().and_then(|c| c.parse().ok()).map(|c| (c, true)),
                 "#finish" => out.finish = arg().map(str::to_owned),
+                "#cached" => out.cached = arg().and_then(|n| n.parse().ok()),
                 "#http" => out.http = arg().and_then(parse_http),
                 _ => words.push(token),
             }
@@ -220,6 +224,21 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_lists_the_directives_as_help_does() {
+        let readme = include_str!("../../README.md");
+        for line in DIRECTIVES_HELP.lines().skip(1) {
+            let line = line.strip_prefix("  ").unwrap_or(line);
+            assert!(readme.contains(line), "README lacks {line:?}");
+        }
+    }
+
+    #[test]
+    fn cached_is_read_as_a_count() {
+        assert_eq!(Directives::parse("hi #cached 300").cached, Some(300));
+        assert_eq!(Directives::parse("hi #cached many").cached, None);
+    }
+
+    #[test]
     fn bad_json_counts_in_earlier_user_messages() {
         let messages = [
             serde_json::json!({"role": "user", "content": "give JSON #always-bad-json"}),
@@ -240,6 +259,7 @@ mod tests {
             "#chunks",
             "#slow ",
             "#finish",
+            "#cached",
             "#tool",
             "#error ",
             "#error200",

@@ -73,6 +73,14 @@ async fn chat_rows_are_priced_by_tier(backend: Backend) {
     assert_eq!(row.upstream_model.as_deref(), Some("glm-5.1"));
     let want = per_million(row.prompt_tokens, "6") + per_million(row.completion_tokens, "24");
     assert_cost(&app, &row, Some(want)).await;
+    // glm-5.1 with cache hits: the cached tokens at 1.3, the rest of the prompt at 6.
+    let row = chat_row(&app, &key, "glm-5.1", "#cached 3 hello there, how are you").await;
+    assert_eq!(row.cached_tokens, 3, "{row:?}");
+    assert!(row.prompt_tokens > 3, "{row:?}");
+    let want = per_million(row.prompt_tokens - 3, "6")
+        + per_million(3, "1.3")
+        + per_million(row.completion_tokens, "24");
+    assert_cost(&app, &row, Some(want)).await;
     // glm-4.6 is on no price list: NULL.
     let row = chat_row(&app, &key, "glm-4.6", "hello").await;
     assert_cost(&app, &row, None).await;

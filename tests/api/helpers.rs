@@ -246,6 +246,7 @@ pub struct UsageRow {
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
     pub total_tokens: i64,
+    pub cached_tokens: i64,
     pub image_count: i64,
     pub latency_ms: i64,
     pub usage_source: String,
@@ -259,7 +260,7 @@ pub struct UsageRow {
 pub async fn usage_rows(db: &Db) -> Vec<UsageRow> {
     const SQL: &str = "SELECT request_id, api_key_id, team, endpoint, requested_model, upstream_model, \
         streamed, CAST(status_code AS BIGINT) AS status_code, error_code, prompt_tokens, completion_tokens, \
-        total_tokens, image_count, latency_ms, usage_source, client_disconnected, CAST(cost AS DOUBLE PRECISION) AS cost, \
+        total_tokens, cached_tokens, image_count, latency_ms, usage_source, client_disconnected, CAST(cost AS DOUBLE PRECISION) AS cost, \
         emulated, prompt_text, completion_text FROM usage_events ORDER BY created_at, request_id";
     let rows = match db {
         Db::Postgres(pool) => sqlx::query_as(SQL).fetch_all(pool).await,

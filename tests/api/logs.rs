@@ -1,6 +1,6 @@
 //! The real binary's log. Client-given text cannot forge text lines (a team, a key id and a
 //! model holding CR/LF, ESC and NUL); JSON lines parse, carry the request id, give one access
-//! line per request, and hold no secret.
+//! line per request, warn once per model without a price, and hold no secret.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -107,6 +107,11 @@ async fn json_logs_parse_carry_request_ids_give_one_access_line_per_request_and_
                "messages": [{"role": "user", "content": content}]})
     };
     let embed = json!({"model": "text-embedding-3-small", "input": ["a", "b"]});
+    // glm-4.6 is on no price list.
+    let unpriced = |stream: bool| {
+        json!({"model": "glm-4.6", "stream": stream,
+               "messages": [{"role": "user", "content": "Hello"}]})
+    };
     // (path, body, key, status, the alias and GLM model logged)
     let runs = [
         (
@@ -124,6 +129,30 @@ async fn json_logs_parse_carry_request_ids_give_one_access_line_per_request_and_
             200,
             "gpt-4o",
             "glm-4.6v",
+        ),
+        (
+            "chat/completions",
+            unpriced(false),
+            0,
+            200,
+            "glm-4.6",
+            "glm-4.6",
+        ),
+        (
+            "chat/completions",
+            unpriced(true),
+            1,
+            200,
+            "glm-4.6",
+            "glm-4.6",
+        ),
+        (
+            "chat/completions",
+            unpriced(false),
+            1,
+            200,
+            "glm-4.6",
+            "glm-4.6",
         ),
         (
             "embeddings",
@@ -213,7 +242,19 @@ async fn json_logs_parse_carry_request_ids_give_one_access_line_per_request_and_
         .iter()
         .find(|l| l["message"] == "retrying an upstream call")
         .unwrap_or_else(|| panic!("no retry logged: {log}"));
-    assert_eq!(retry["span"]["request_id"], *served[4].0, "{retry}");
+    assert_eq!(retry["span"]["request_id"], *served[7].0, "{retry}");
+    // Three rows of a model without a price: one warning, naming it.
+    let unpriced: Vec<&Value> = lines
+        .iter()
+        .filter(|l| {
+            l["level"] == "WARN"
+                && l["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("no price covers this model"))
+        })
+        .collect();
+    assert_eq!(unpriced.len(), 1, "{log}");
+    assert_eq!(unpriced[0]["model"], "glm-4.6", "{log}");
     for line in lines.iter().filter(|l| l.get("span").is_some()) {
         assert!(line["span"]["request_id"].is_string(), "{line}");
     }

@@ -56,7 +56,7 @@ fn message_item(id: &str, text: &str, status: &str) -> Value {
 fn usage(answer: &Answer) -> Value {
     json!({
         "input_tokens": answer.prompt_tokens,
-        "input_tokens_details": {"cached_tokens": 0},
+        "input_tokens_details": {"cached_tokens": answer.cached_tokens},
         "output_tokens": answer.completion_tokens,
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": answer.prompt_tokens + answer.completion_tokens,
